@@ -1,0 +1,1 @@
+"""Catalogue stage: the data model, ingestion from files, and the store behind one interface."""

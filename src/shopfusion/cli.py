@@ -1,0 +1,207 @@
+"""The `shopfusion` command line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shopfusion.catalog.ingest import KINDS, ColumnMapping, IngestError, ingest_file
+from shopfusion.catalog.store import open_store
+from shopfusion.encoders.sentence import EncoderUnavailable
+from shopfusion.pipeline import BuildError, build, read_manifest
+from shopfusion.workspace import Workspace, WorkspaceError
+
+app = typer.Typer(
+    help="ShopFusion: product search and recommendations from your catalogue and behaviour events.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option("--workspace", "-w", envvar="SHOPFUSION_WORKSPACE", help="Workspace folder (config, store, indexes)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _open(workspace: Path) -> Workspace:
+    try:
+        return Workspace.open(workspace)
+    except WorkspaceError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip():
+            raise _fail(f"{flag} expects FIELD=VALUE, got {value!r}")
+        pairs[name.strip()] = rest.strip()
+    return pairs
+
+
+@app.command()
+def init(workspace: WorkspaceOpt = Path("workspace")) -> None:
+    """Create a workspace folder with a default shopfusion.toml."""
+    ws = Workspace.init(workspace)
+    console.print(f"workspace ready: {ws.root} (config: {ws.config_path.name})")
+
+
+@app.command()
+def ingest(
+    kind: Annotated[str, typer.Argument(help=f"What the file holds: {' | '.join(KINDS)}.")],
+    path: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, optionally .gz.")],
+    workspace: WorkspaceOpt = Path("workspace"),
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", "-m", help="TOML mapping file: [columns], [constants], attributes.")
+    ] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--map", help="FIELD=SOURCE_COLUMN, repeatable (wins over --mapping).")
+    ] = None,
+    constant: Annotated[
+        list[str] | None, typer.Option("--const", help="FIELD=VALUE for every row, e.g. type=purchase.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load items, users or events; invalid rows go to a rejects file with row, field and reason."""
+    ws = Workspace.init(workspace)
+    try:
+        base = ColumnMapping.from_toml(mapping) if mapping else ColumnMapping()
+        flags = ColumnMapping(columns=_pairs(column or [], "--map"), constants=_pairs(constant or [], "--const"))
+        store = open_store(ws.store_url())
+        try:
+            summary = ingest_file(store, kind, path, base.merged(flags), ws.rejects_dir)
+        finally:
+            store.close()
+    except IngestError as exc:
+        raise _fail(f"nothing loaded: {exc}") from exc
+    report = summary.as_dict()
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    console.print(
+        f"{kind}: {report['rows']} rows read, [green]{report['loaded']} loaded[/], {report['updated']} updated, "
+        f"{report['unchanged']} unchanged, [red]{report['rejected']} rejected[/]"
+    )
+    for reason, count in report["reject_reasons"].items():
+        console.print(f"  rejected {count:>7}  {reason}")
+    if report["rejects_file"]:
+        console.print(f"  rejects with row numbers: {report['rejects_file']}")
+    if report["ignored_columns"]:
+        console.print(f"  ignored columns: {', '.join(report['ignored_columns'])}")
+
+
+@app.command("build")
+def build_command(workspace: WorkspaceOpt = Path("workspace"), as_json: JsonOpt = False) -> None:
+    """Encode items (cached), build the lexical and vector indexes and fit the recommenders."""
+    ws = _open(workspace)
+    try:
+        report = build(ws, show_progress=not as_json)
+    except (BuildError, EncoderUnavailable) as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps(asdict(report)))
+        return
+    console.print(
+        f"built {report.items} items ({report.encoded} encoded, {report.from_cache} from cache), "
+        f"{report.events} events, {report.users_with_history} users, {report.vector_index} in {report.seconds}s"
+    )
+
+
+@app.command()
+def stats(workspace: WorkspaceOpt = Path("workspace"), as_json: JsonOpt = False) -> None:
+    """Counts in the store and what the last build produced."""
+    ws = _open(workspace)
+    store = open_store(ws.store_url())
+    try:
+        info: dict[str, Any] = {"workspace": str(ws.root), "store": store.counts()}
+    finally:
+        store.close()
+    if (ws.artifacts_dir / "manifest.json").exists():
+        info["build"] = read_manifest(ws.artifacts_dir)
+    if as_json:
+        console.print_json(json.dumps(info, default=str))
+        return
+    table = Table(title=f"ShopFusion workspace {ws.root}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for kind, count in info["store"].items():
+        table.add_row(kind, str(count))
+    for key, value in info.get("build", {}).items():
+        table.add_row(f"build.{key}", str(value))
+    console.print(table)
+
+
+def _print_results(title: str, results: list[Any], as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps({"results": [asdict(r) for r in results]}, default=str))
+        return
+    table = Table(title=title)
+    for name, justify in (("#", "right"), ("item", "left"), ("title", "left"), ("price", "right"), ("why", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for rank, r in enumerate(results, 1):
+        price = "" if r.price is None else f"{r.price:.2f}"
+        table.add_row(str(rank), r.item_id, r.title, price, r.reason)
+    console.print(table)
+
+
+def _engine(workspace: Path) -> Any:
+    from shopfusion.engine import Engine
+
+    try:
+        return Engine(_open(workspace))
+    except WorkspaceError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What the shopper typed.")],
+    workspace: WorkspaceOpt = Path("workspace"),
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Number of results.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hybrid (BM25 + semantic) product search."""
+    _print_results(f"search: {query}", _engine(workspace).search(query, k), as_json)
+
+
+@app.command()
+def recommend(
+    workspace: WorkspaceOpt = Path("workspace"),
+    user: Annotated[str | None, typer.Option("--user", help="Recommendations for this user.")] = None,
+    item: Annotated[str | None, typer.Option("--item", help="Items similar to this item.")] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Comma-separated item ids of an anonymous session.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Number of results.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recommendations for a user, a session, or similar items for an item, each with its reason."""
+    if sum(x is not None for x in (user, item, session)) != 1:
+        raise _fail("give exactly one of --user, --item, --session")
+    engine = _engine(workspace)
+    if user is not None:
+        results, title = engine.recommend_user(user, k), f"for user {user}"
+    elif item is not None:
+        try:
+            results, title = engine.similar_items(item, k), f"similar to item {item}"
+        except KeyError as exc:
+            raise _fail(str(exc)) from exc
+    else:
+        ids = [s.strip() for s in (session or "").split(",") if s.strip()]
+        results, title = engine.recommend_session(ids, k), f"for session {','.join(ids)}"
+    _print_results(title, results, as_json)

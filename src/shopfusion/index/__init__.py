@@ -1,0 +1,1 @@
+"""Index stage: lexical (BM25) and vector indexes, each behind one interface, saved in the workspace."""

@@ -1,0 +1,1 @@
+"""Rank stage: fusion of several candidate sources' scores (weighted now, learned later)."""

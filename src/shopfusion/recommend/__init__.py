@@ -1,0 +1,1 @@
+"""Recommendation stage: candidate sources (fit/recommend estimators) and their fusion."""

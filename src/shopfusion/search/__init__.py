@@ -1,0 +1,1 @@
+"""Search stage: lexical and semantic retrieval fused into one ranked, explained result list."""
