@@ -22,12 +22,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+eval_app = typer.Typer(
+    help="Offline evaluation: every method side by side on a benchmark.", no_args_is_help=True
+)
+app.add_typer(eval_app, name="eval")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 WorkspaceOpt = Annotated[
     Path,
-    typer.Option("--workspace", "-w", envvar="SHOPFUSION_WORKSPACE", help="Workspace folder (config, store, indexes)."),
+    typer.Option(
+        "--workspace", "-w", envvar="SHOPFUSION_WORKSPACE", help="Workspace folder (config, store, indexes)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
@@ -67,7 +73,8 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, optionally .gz.")],
     workspace: WorkspaceOpt = Path("workspace"),
     mapping: Annotated[
-        Path | None, typer.Option("--mapping", "-m", help="TOML mapping file: [columns], [constants], attributes.")
+        Path | None,
+        typer.Option("--mapping", "-m", help="TOML mapping file: [columns], [constants], attributes."),
     ] = None,
     column: Annotated[
         list[str] | None, typer.Option("--map", help="FIELD=SOURCE_COLUMN, repeatable (wins over --mapping).")
@@ -81,7 +88,9 @@ def ingest(
     ws = Workspace.init(workspace)
     try:
         base = ColumnMapping.from_toml(mapping) if mapping else ColumnMapping()
-        flags = ColumnMapping(columns=_pairs(column or [], "--map"), constants=_pairs(constant or [], "--const"))
+        flags = ColumnMapping(
+            columns=_pairs(column or [], "--map"), constants=_pairs(constant or [], "--const")
+        )
         store = open_store(ws.store_url())
         try:
             summary = ingest_file(store, kind, path, base.merged(flags), ws.rejects_dir)
@@ -151,7 +160,13 @@ def _print_results(title: str, results: list[Any], as_json: bool) -> None:
         console.print_json(json.dumps({"results": [asdict(r) for r in results]}, default=str))
         return
     table = Table(title=title)
-    for name, justify in (("#", "right"), ("item", "left"), ("title", "left"), ("price", "right"), ("why", "left")):
+    for name, justify in (
+        ("#", "right"),
+        ("item", "left"),
+        ("title", "left"),
+        ("price", "right"),
+        ("why", "left"),
+    ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for rank, r in enumerate(results, 1):
         price = "" if r.price is None else f"{r.price:.2f}"
@@ -205,3 +220,71 @@ def recommend(
         ids = [s.strip() for s in (session or "").split(",") if s.strip()]
         results, title = engine.recommend_session(ids, k), f"for session {','.join(ids)}"
     _print_results(title, results, as_json)
+
+
+@eval_app.command("search")
+def eval_search(
+    products: Annotated[Path, typer.Option("--products", help="products.csv: item_id,title[,...]")],
+    queries: Annotated[Path, typer.Option("--queries", help="queries.tsv: query_id<TAB>query")],
+    qrels: Annotated[Path, typer.Option("--qrels", help="qrels.tsv: query_id<TAB>item_id<TAB>grade")],
+    json_out: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")],
+    train_queries: Annotated[
+        Path | None, typer.Option("--train-queries", help="Queries the default pipeline may learn from.")
+    ] = None,
+    train_qrels: Annotated[
+        Path | None, typer.Option("--train-qrels", help="Judgements the default pipeline may learn from.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off for nDCG and MRR.")] = 10,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", help="Folder for caches and models (default: a temp dir)."),
+    ] = None,
+) -> None:
+    """Rank the whole catalogue for each query with every method; nDCG@k, Recall@100, MRR@k."""
+    from shopfusion.evaluate.search_eval import run_search_eval
+
+    if (train_queries is None) != (train_qrels is None):
+        raise _fail("--train-queries and --train-qrels go together")
+    run_search_eval(
+        products=products,
+        queries=queries,
+        qrels=qrels,
+        json_out=json_out,
+        train_queries=train_queries,
+        train_qrels=train_qrels,
+        k=k,
+        workspace=workspace,
+        console=console,
+    )
+
+
+@eval_app.command("recommend")
+def eval_recommend(
+    items: Annotated[Path, typer.Option("--items", help="items.csv: item_id,title[,price,...]")],
+    train: Annotated[
+        Path, typer.Option("--train", help="Interactions to learn from: user_id,item_id,timestamp,...")
+    ],
+    test: Annotated[Path, typer.Option("--test", help="Held-out interactions to predict, same columns.")],
+    json_out: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off for Recall and nDCG.")] = 10,
+    exclude_seen: Annotated[
+        bool, typer.Option("--exclude-seen", help="Never recommend items the user already had in TRAIN.")
+    ] = False,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", help="Folder for caches and models (default: a temp dir)."),
+    ] = None,
+) -> None:
+    """Rank the whole catalogue for each test user with every source and the fused default."""
+    from shopfusion.evaluate.recommend_eval import run_recommend_eval
+
+    run_recommend_eval(
+        items=items,
+        train=train,
+        test=test,
+        json_out=json_out,
+        k=k,
+        exclude_seen=exclude_seen,
+        workspace=workspace,
+        console=console,
+    )

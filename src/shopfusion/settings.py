@@ -31,7 +31,13 @@ class SearchSettings(BaseModel):
         50_000, ge=0, description="Catalogues up to this size use exact inner product, larger ones FAISS HNSW"
     )
     field_weights: dict[str, float] = Field(
-        default_factory=lambda: {"title": 3.0, "brand": 2.0, "category": 1.5, "attributes": 1.0, "description": 1.0}
+        default_factory=lambda: {
+            "title": 3.0,
+            "brand": 2.0,
+            "category": 1.5,
+            "attributes": 1.0,
+            "description": 1.0,
+        }
     )
 
 

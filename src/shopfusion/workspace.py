@@ -81,7 +81,9 @@ class Workspace:
     def open(cls, root: Path) -> Workspace:
         ws = cls(root.resolve())
         if not ws.config_path.exists():
-            raise WorkspaceError(f"{ws.root} is not a ShopFusion workspace (run `shopfusion init {root}` first)")
+            raise WorkspaceError(
+                f"{ws.root} is not a ShopFusion workspace (run `shopfusion init {root}` first)"
+            )
         return ws
 
     @property

@@ -63,7 +63,9 @@ class ColumnMapping:
             constants={**self.constants, **other.constants},
             attribute_columns=[*self.attribute_columns, *other.attribute_columns],
             extra_as_attributes=(
-                other.extra_as_attributes if other.extra_as_attributes is not None else self.extra_as_attributes
+                other.extra_as_attributes
+                if other.extra_as_attributes is not None
+                else self.extra_as_attributes
             ),
         )
 
@@ -82,7 +84,9 @@ def resolve_mapping(kind: str, mapping: ColumnMapping, source_columns: list[str]
     fields = set(model.model_fields)
     for name in [*mapping.columns, *mapping.constants]:
         if name not in fields:
-            raise IngestError(f"unknown {kind} field {name!r} in mapping (fields: {', '.join(sorted(fields))})")
+            raise IngestError(
+                f"unknown {kind} field {name!r} in mapping (fields: {', '.join(sorted(fields))})"
+            )
     by_lower = {c.lower(): c for c in source_columns}
     columns = {f: by_lower[f] for f in fields if f in by_lower and f not in mapping.constants}
     columns.update(mapping.columns)

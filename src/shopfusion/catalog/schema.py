@@ -149,7 +149,9 @@ class Event(Record):
     @model_validator(mode="after")
     def _check_by_type(self) -> Self:
         if not self.user_id and not self.session_id:
-            raise FieldError("user_id", "user_id or session_id is required (anonymous events need a session_id)")
+            raise FieldError(
+                "user_id", "user_id or session_id is required (anonymous events need a session_id)"
+            )
         if self.type is EventType.SEARCH:
             if not self.query:
                 raise FieldError("query", "a search event needs a query")

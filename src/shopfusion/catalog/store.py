@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from shopfusion.catalog.schema import Event, EventType, Item, Record, User
+from shopfusion.catalog.schema import Event, EventType, Item, Record
 
 metadata = sa.MetaData()
 
@@ -68,7 +68,17 @@ TABLES: dict[str, tuple[sa.Table, str]] = {
     "events": (events_table, "event_id"),
 }
 
-EVENT_COLUMNS = ["user_id", "session_id", "item_id", "type", "value", "quantity", "query", "timestamp", "order_id"]
+EVENT_COLUMNS = [
+    "user_id",
+    "session_id",
+    "item_id",
+    "type",
+    "value",
+    "quantity",
+    "query",
+    "timestamp",
+    "order_id",
+]
 
 
 def content_hash(record: Record) -> str:
@@ -191,7 +201,9 @@ class SqlStore:
         ids = list(dict.fromkeys(item_ids))
         with self.engine.connect() as conn:
             for start in range(0, len(ids), _IN_CHUNK):
-                query = sa.select(items_table).where(items_table.c.item_id.in_(ids[start : start + _IN_CHUNK]))
+                query = sa.select(items_table).where(
+                    items_table.c.item_id.in_(ids[start : start + _IN_CHUNK])
+                )
                 found.update({r["item_id"]: _item_from_row(r) for r in conn.execute(query).mappings()})
         return found
 

@@ -51,7 +51,12 @@ def _weights_fingerprint(path: Path) -> str:
 
 class SentenceTransformerEncoder:
     def __init__(
-        self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu", max_seq_length: int = 128
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+        max_seq_length: int = 128,
     ) -> None:
         self.name = model
         self.path = resolve_model(model)

@@ -82,7 +82,9 @@ class Popularity:
         rec = data.recency.tocoo()
         weights = data.matrix.tocoo()
         age = 1.0 / np.maximum(rec.data, 1e-9) - 1.0
-        decayed = sp.csr_matrix((weights.data * 0.5 ** (age / self.half_life_days), (rec.row, rec.col)), shape=rec.shape)
+        decayed = sp.csr_matrix(
+            (weights.data * 0.5 ** (age / self.half_life_days), (rec.row, rec.col)), shape=rec.shape
+        )
         self.scores_ = np.asarray(decayed.sum(axis=0)).ravel().astype(np.float32)
         return self
 
@@ -130,12 +132,16 @@ class ItemKNN:
 
     def candidates(self, history: History, k: int) -> Candidates:
         if len(history.items) == 0:
-            return Candidates(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
+            return Candidates(
+                np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+            )
         weights = np.log1p(history.weights) * (0.25 + history.recency)
         contrib = self.similarity_[history.items].multiply(weights[:, None]).tocsc()
         scores = np.asarray(contrib.sum(axis=0)).ravel()
         top = _top_k(scores, k)
-        strongest = np.asarray(contrib[:, top].argmax(axis=0)).ravel() if len(top) else np.zeros(0, dtype=np.int64)
+        strongest = (
+            np.asarray(contrib[:, top].argmax(axis=0)).ravel() if len(top) else np.zeros(0, dtype=np.int64)
+        )
         return Candidates(top, scores[top].astype(np.float32), history.items[strongest])
 
 
@@ -153,6 +159,7 @@ def _keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     if not rows:
         return sp.csr_matrix(matrix.shape, dtype=np.float32)
     return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape, dtype=np.float32
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=matrix.shape,
+        dtype=np.float32,
     )
-

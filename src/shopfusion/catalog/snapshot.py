@@ -1,0 +1,71 @@
+"""The serving snapshot of the catalogue: what filters, facets and result cards need, in index order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shopfusion.catalog.schema import Item
+from shopfusion.results import ResultItem
+
+SNAPSHOT_FILE = "catalog.parquet"
+
+
+class CatalogSnapshot:
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame.reset_index(drop=True)
+        self.positions = pd.Index(self.frame["item_id"])
+
+    @classmethod
+    def from_items(cls, items: list[Item]) -> CatalogSnapshot:
+        return cls(
+            pd.DataFrame(
+                {
+                    "item_id": [i.item_id for i in items],
+                    "title": [i.title for i in items],
+                    "brand": [i.brand for i in items],
+                    "category_path": [" > ".join(i.category) for i in items],
+                    "price": [i.price for i in items],
+                    "currency": [i.currency for i in items],
+                    "image": [i.image for i in items],
+                    "available": [i.available for i in items],
+                    "attributes": [json.dumps(i.attributes) for i in items],
+                    "created_at": [i.created_at for i in items],
+                }
+            )
+        )
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def save(self, folder: Path) -> None:
+        self.frame.to_parquet(folder / SNAPSHOT_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> CatalogSnapshot:
+        return cls(pd.read_parquet(folder / SNAPSHOT_FILE))
+
+    def position(self, item_id: str) -> int | None:
+        pos = int(self.positions.get_indexer([item_id])[0])
+        return None if pos < 0 else pos
+
+    def title(self, position: int) -> str:
+        return str(self.frame.at[position, "title"]).strip()
+
+    def result(
+        self, position: int, score: float, reason: str, signals: dict[str, Any] | None = None
+    ) -> ResultItem:
+        row = self.frame.iloc[position]
+        price = None if pd.isna(row["price"]) else float(row["price"])
+        return ResultItem(
+            str(row["item_id"]),
+            str(row["title"]),
+            price,
+            str(row["category_path"]),
+            score,
+            reason,
+            signals or {},
+        )
