@@ -22,18 +22,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-eval_app = typer.Typer(
-    help="Offline evaluation: every method side by side on a benchmark.", no_args_is_help=True
-)
+eval_app = typer.Typer(help="Offline evaluation: every method side by side on a benchmark.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 WorkspaceOpt = Annotated[
     Path,
-    typer.Option(
-        "--workspace", "-w", envvar="SHOPFUSION_WORKSPACE", help="Workspace folder (config, store, indexes)."
-    ),
+    typer.Option("--workspace", "-w", envvar="SHOPFUSION_WORKSPACE", help="Workspace folder (config, store, indexes)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
@@ -88,9 +84,7 @@ def ingest(
     ws = Workspace.init(workspace)
     try:
         base = ColumnMapping.from_toml(mapping) if mapping else ColumnMapping()
-        flags = ColumnMapping(
-            columns=_pairs(column or [], "--map"), constants=_pairs(constant or [], "--const")
-        )
+        flags = ColumnMapping(columns=_pairs(column or [], "--map"), constants=_pairs(constant or [], "--const"))
         store = open_store(ws.store_url())
         try:
             summary = ingest_file(store, kind, path, base.merged(flags), ws.rejects_dir)
@@ -261,9 +255,7 @@ def eval_search(
 @eval_app.command("recommend")
 def eval_recommend(
     items: Annotated[Path, typer.Option("--items", help="items.csv: item_id,title[,price,...]")],
-    train: Annotated[
-        Path, typer.Option("--train", help="Interactions to learn from: user_id,item_id,timestamp,...")
-    ],
+    train: Annotated[Path, typer.Option("--train", help="Interactions to learn from: user_id,item_id,timestamp,...")],
     test: Annotated[Path, typer.Option("--test", help="Held-out interactions to predict, same columns.")],
     json_out: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")],
     k: Annotated[int, typer.Option("--k", min=1, help="Cut-off for Recall and nDCG.")] = 10,

@@ -19,9 +19,7 @@ class Engine:
     def __init__(self, ws: Workspace) -> None:
         self.artifacts = ws.artifacts_dir
         if not (self.artifacts / "manifest.json").exists():
-            raise WorkspaceError(
-                f"{ws.root} has not been built yet: run `shopfusion build --workspace {ws.root}`"
-            )
+            raise WorkspaceError(f"{ws.root} has not been built yet: run `shopfusion build --workspace {ws.root}`")
         self.ws = ws
         self.settings = ws.settings
         self.catalog = CatalogSnapshot.load(self.artifacts)
@@ -38,9 +36,7 @@ class Engine:
 
     @cached_property
     def recommend_service(self) -> RecommendService:
-        return RecommendService.load(
-            self.artifacts / "recommend", self.catalog, self.vectors, self.settings.recommend
-        )
+        return RecommendService.load(self.artifacts / "recommend", self.catalog, self.vectors, self.settings.recommend)
 
     def search(self, query: str, k: int = 10) -> list[ResultItem]:
         return self.search_service.search(query, k)

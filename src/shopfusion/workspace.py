@@ -74,16 +74,14 @@ class Workspace:
         ws = cls(root.resolve())
         ws.root.mkdir(parents=True, exist_ok=True)
         if not ws.config_path.exists():
-            write_text_atomic(ws.config_path, (settings or Settings()).to_toml())
+            write_text_atomic(ws.config_path, (settings or Settings.load(ws.root)).to_toml())
         return ws
 
     @classmethod
     def open(cls, root: Path) -> Workspace:
         ws = cls(root.resolve())
         if not ws.config_path.exists():
-            raise WorkspaceError(
-                f"{ws.root} is not a ShopFusion workspace (run `shopfusion init {root}` first)"
-            )
+            raise WorkspaceError(f"{ws.root} is not a ShopFusion workspace (run `shopfusion init {root}` first)")
         return ws
 
     @property

@@ -63,9 +63,7 @@ class ColumnMapping:
             constants={**self.constants, **other.constants},
             attribute_columns=[*self.attribute_columns, *other.attribute_columns],
             extra_as_attributes=(
-                other.extra_as_attributes
-                if other.extra_as_attributes is not None
-                else self.extra_as_attributes
+                other.extra_as_attributes if other.extra_as_attributes is not None else self.extra_as_attributes
             ),
         )
 
@@ -84,9 +82,7 @@ def resolve_mapping(kind: str, mapping: ColumnMapping, source_columns: list[str]
     fields = set(model.model_fields)
     for name in [*mapping.columns, *mapping.constants]:
         if name not in fields:
-            raise IngestError(
-                f"unknown {kind} field {name!r} in mapping (fields: {', '.join(sorted(fields))})"
-            )
+            raise IngestError(f"unknown {kind} field {name!r} in mapping (fields: {', '.join(sorted(fields))})")
     by_lower = {c.lower(): c for c in source_columns}
     columns = {f: by_lower[f] for f in fields if f in by_lower and f not in mapping.constants}
     columns.update(mapping.columns)
@@ -111,9 +107,7 @@ def read_frames(path: Path, chunk_rows: int = BATCH_ROWS) -> Iterator[pd.DataFra
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".csv", ".tsv", ".txt")):
         sep = "\t" if name.endswith(".tsv") else ","
-        reader = pd.read_csv(
-            path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_rows, compression="infer"
-        )
+        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_rows, compression="infer")
         yield from reader
     elif name.endswith((".jsonl", ".ndjson", ".json")):
         yield from pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows, compression="infer")

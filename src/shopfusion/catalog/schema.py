@@ -93,9 +93,7 @@ class Item(Record):
     category: Annotated[list[str], BeforeValidator(_parse_category)] = Field(default_factory=list)
     brand: OptionalText = None
     price: Annotated[Annotated[float, Field(ge=0)] | None, BeforeValidator(_blank_to_none)] = None
-    currency: Annotated[
-        Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None, BeforeValidator(_blank_to_none)
-    ] = None
+    currency: Annotated[Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None, BeforeValidator(_blank_to_none)] = None
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
     image: OptionalText = None
     stock: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_to_none)] = None
@@ -149,20 +147,18 @@ class Event(Record):
     @model_validator(mode="after")
     def _check_by_type(self) -> Self:
         if not self.user_id and not self.session_id:
-            raise FieldError(
-                "user_id", "user_id or session_id is required (anonymous events need a session_id)"
-            )
+            raise FieldError("user_id", "user_id or session_id is required (anonymous events need a session_id)")
         if self.type is EventType.SEARCH:
             if not self.query:
                 raise FieldError("query", "a search event needs a query")
         elif not self.item_id:
             raise FieldError("item_id", f"a {self.type.value} event needs an item_id")
-        if self.type in (EventType.PURCHASE, EventType.ADD_TO_CART) and self.quantity is not None:
-            if self.quantity <= 0:
-                raise FieldError(
-                    "quantity",
-                    f"{self.type.value} quantity must be > 0, got {self.quantity:g} (a cancellation or return?)",
-                )
+        buying = self.type in (EventType.PURCHASE, EventType.ADD_TO_CART)
+        if buying and self.quantity is not None and self.quantity <= 0:
+            raise FieldError(
+                "quantity",
+                f"{self.type.value} quantity must be > 0, got {self.quantity:g} (a cancellation or return?)",
+            )
         if self.type is EventType.PURCHASE and self.value is not None and self.value < 0:
             raise FieldError("value", f"purchase value (price) must be >= 0, got {self.value:g}")
         if self.type is EventType.RATING and self.value is None:

@@ -55,9 +55,7 @@ class CatalogSnapshot:
     def title(self, position: int) -> str:
         return str(self.frame.at[position, "title"]).strip()
 
-    def result(
-        self, position: int, score: float, reason: str, signals: dict[str, Any] | None = None
-    ) -> ResultItem:
+    def result(self, position: int, score: float, reason: str, signals: dict[str, Any] | None = None) -> ResultItem:
         row = self.frame.iloc[position]
         price = None if pd.isna(row["price"]) else float(row["price"])
         return ResultItem(

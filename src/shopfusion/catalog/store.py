@@ -201,9 +201,7 @@ class SqlStore:
         ids = list(dict.fromkeys(item_ids))
         with self.engine.connect() as conn:
             for start in range(0, len(ids), _IN_CHUNK):
-                query = sa.select(items_table).where(
-                    items_table.c.item_id.in_(ids[start : start + _IN_CHUNK])
-                )
+                query = sa.select(items_table).where(items_table.c.item_id.in_(ids[start : start + _IN_CHUNK]))
                 found.update({r["item_id"]: _item_from_row(r) for r in conn.execute(query).mappings()})
         return found
 

@@ -10,9 +10,7 @@ def dcg(gains: Sequence[float]) -> float:
     return sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
 
 
-def ndcg_at_k(
-    ranked: Sequence[str], grades: Mapping[str, float], k: int, *, ideal_hits: int | None = None
-) -> float:
+def ndcg_at_k(ranked: Sequence[str], grades: Mapping[str, float], k: int, *, ideal_hits: int | None = None) -> float:
     """Linear gain = grade, log2 discount, unjudged = 0.
 
     Ideal DCG comes from the query's own judged grades, or, for binary recommendation targets, from
@@ -27,9 +25,7 @@ def ndcg_at_k(
     return dcg(gains) / best if best > 0 else 0.0
 
 
-def recall_at_k(
-    ranked: Sequence[str], grades: Mapping[str, float], k: int, *, cap_at_k: bool = False
-) -> float:
+def recall_at_k(ranked: Sequence[str], grades: Mapping[str, float], k: int, *, cap_at_k: bool = False) -> float:
     """Relevant = grade > 0. `cap_at_k` divides by min(|relevant|, k) (the recommendation contract)."""
     relevant = {item for item, g in grades.items() if g > 0}
     if not relevant:

@@ -48,7 +48,7 @@ class ExactIndex:
 class HnswIndex:
     kind = "hnsw"
 
-    def __init__(self, index: faiss.Index, ef_search: int = 128) -> None:
+    def __init__(self, index: faiss.IndexHNSWFlat, ef_search: int = 128) -> None:
         self.index = index
         self.index.hnsw.efSearch = ef_search
         self.size = int(index.ntotal)
@@ -82,4 +82,6 @@ def load_vector_index(folder: Path) -> VectorIndex:
     kind = json.loads((folder / "meta.json").read_text())["kind"]
     if kind == "exact":
         return ExactIndex(np.load(folder / "vectors.npy"))
-    return HnswIndex(faiss.read_index(str(folder / "hnsw.faiss")))
+    index = faiss.read_index(str(folder / "hnsw.faiss"))
+    assert isinstance(index, faiss.IndexHNSWFlat)
+    return HnswIndex(index)

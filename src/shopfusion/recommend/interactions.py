@@ -46,9 +46,7 @@ class Interactions:
         return None if idx < 0 else int(idx)
 
 
-def _max_duplicates(
-    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]
-) -> sp.csr_matrix:
+def _max_duplicates(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     frame = pd.DataFrame({"r": rows, "c": cols, "v": values}).groupby(["r", "c"], sort=False)["v"].max()
     r = frame.index.get_level_values(0).to_numpy()
     c = frame.index.get_level_values(1).to_numpy()

@@ -52,9 +52,7 @@ class RecommendService:
             pickle.dump({"interactions": self.interactions, "sources": self.sources}, handle)
 
     @classmethod
-    def load(
-        cls, folder: Path, catalog: CatalogSnapshot, vectors: np.ndarray, settings: RecommendSettings
-    ) -> Self:
+    def load(cls, folder: Path, catalog: CatalogSnapshot, vectors: np.ndarray, settings: RecommendSettings) -> Self:
         with (folder / MODEL_FILE).open("rb") as handle:
             bundle = pickle.load(handle)
         return cls(catalog, vectors, settings, bundle["interactions"], bundle["sources"])

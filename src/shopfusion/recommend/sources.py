@@ -132,16 +132,12 @@ class ItemKNN:
 
     def candidates(self, history: History, k: int) -> Candidates:
         if len(history.items) == 0:
-            return Candidates(
-                np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-            )
+            return Candidates(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64))
         weights = np.log1p(history.weights) * (0.25 + history.recency)
         contrib = self.similarity_[history.items].multiply(weights[:, None]).tocsc()
         scores = np.asarray(contrib.sum(axis=0)).ravel()
         top = _top_k(scores, k)
-        strongest = (
-            np.asarray(contrib[:, top].argmax(axis=0)).ravel() if len(top) else np.zeros(0, dtype=np.int64)
-        )
+        strongest = np.asarray(contrib[:, top].argmax(axis=0)).ravel() if len(top) else np.zeros(0, dtype=np.int64)
         return Candidates(top, scores[top].astype(np.float32), history.items[strongest])
 
 

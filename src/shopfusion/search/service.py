@@ -16,9 +16,7 @@ from shopfusion.search.hybrid import HybridSearcher
 from shopfusion.settings import SearchSettings
 
 
-def build_search_artifacts(
-    items: list[Item], vectors: np.ndarray, settings: SearchSettings, folder: Path
-) -> str:
+def build_search_artifacts(items: list[Item], vectors: np.ndarray, settings: SearchSettings, folder: Path) -> str:
     """Write the lexical and vector indexes into `folder`; returns the vector index kind."""
     lexical = Bm25Index.build([weighted_tokens(i, settings.field_weights) for i in items])
     vector_index = build_vector_index(vectors, settings.exact_vector_max_items)
