@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m shopfusion.demo --workspace $(WS)
+	$(BIN)/shopfusion demo --workspace $(WS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

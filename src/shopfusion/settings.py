@@ -7,13 +7,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE = "shopfusion.toml"
 
 
-class EncoderSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: a misspelt key is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EncoderSettings(_Section):
     model: str = Field("all-MiniLM-L6-v2", description="Model name, packaged default or local path")
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
@@ -21,7 +27,7 @@ class EncoderSettings(BaseModel):
     show_progress: bool = True
 
 
-class SearchSettings(BaseModel):
+class SearchSettings(_Section):
     fusion: Literal["rrf", "blend"] = "rrf"
     rrf_k: int = Field(60, ge=1)
     lexical_weight: float = Field(1.0, ge=0)
@@ -41,7 +47,7 @@ class SearchSettings(BaseModel):
     )
 
 
-class RecommendSettings(BaseModel):
+class RecommendSettings(_Section):
     source_weights: dict[str, float] = Field(
         default_factory=lambda: {"repeat": 1.0, "item_knn": 0.6, "popularity": 0.3}
     )

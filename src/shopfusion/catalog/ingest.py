@@ -28,6 +28,13 @@ from shopfusion.workspace import atomic_path
 
 BATCH_ROWS = 5_000
 KINDS = tuple(RECORD_TYPES)
+# Common column names that map themselves when no mapping names the field (matched case-insensitively).
+ALIASES = {
+    "type": ("event", "event_type"),
+    "item_id": ("product_id", "sku"),
+    "title": ("name", "product_name"),
+    "timestamp": ("time", "ts", "date"),
+}
 
 
 class IngestError(ValueError):
@@ -84,7 +91,11 @@ def resolve_mapping(kind: str, mapping: ColumnMapping, source_columns: list[str]
         if name not in fields:
             raise IngestError(f"unknown {kind} field {name!r} in mapping (fields: {', '.join(sorted(fields))})")
     by_lower = {c.lower(): c for c in source_columns}
-    columns = {f: by_lower[f] for f in fields if f in by_lower and f not in mapping.constants}
+    columns: dict[str, str] = {}
+    for name in fields - set(mapping.constants):
+        found = [by_lower[c] for c in (name, *ALIASES.get(name, ())) if c in by_lower]
+        if found:
+            columns[name] = found[0]
     columns.update(mapping.columns)
     missing = [f"{f} <- {c!r}" for f, c in columns.items() if c not in source_columns]
     missing += [f"attributes <- {c!r}" for c in mapping.attribute_columns if c not in source_columns]

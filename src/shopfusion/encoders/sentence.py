@@ -72,7 +72,9 @@ class SentenceTransformerEncoder:
     @cached_property
     def _model(self) -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         model = SentenceTransformer(str(self.path), device=self.device)
         model.max_seq_length = self.max_seq_length
         return model
