@@ -131,7 +131,9 @@ def postgres_url() -> Iterator[str]:
         prefix = ["runuser", "-u", "postgres", "--"]
         shutil.chown(base, "postgres")
     data, port = base / "data", _free_port()
-    subprocess.run([*prefix, initdb, "-D", str(data), "-U", "shopfusion", "--auth=trust"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, initdb, "-D", str(data), "-U", "shopfusion", "--auth=trust"], check=True, capture_output=True
+    )
     options = f"-k {base} -p {port} -c listen_addresses=''"
     start = [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]
     subprocess.run(start, check=True, capture_output=True)
@@ -146,3 +148,27 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def built_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace built once per test session from the generated catalogue and transactions."""
+    from shopfusion.catalog.ingest import ColumnMapping, ingest_file
+    from shopfusion.catalog.store import open_store
+    from shopfusion.pipeline import build
+    from shopfusion.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("built")
+    ws = Workspace.init(root / "ws")
+    items = root / "items.csv"
+    pd.DataFrame(ITEMS, columns=["item_id", "title", "category", "brand", "price"]).to_csv(items, index=False)
+    events = root / "transactions.csv"
+    make_transactions().to_csv(events, index=False)
+    mapping = root / "mapping.toml"
+    mapping.write_text(RETAIL_MAPPING)
+    store = open_store(ws.store_url())
+    ingest_file(store, "items", items)
+    ingest_file(store, "events", events, ColumnMapping.from_toml(mapping))
+    store.close()
+    build(ws)
+    return ws.root

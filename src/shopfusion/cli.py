@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(help="Offline evaluation: every method side by side on a benchmark.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+keys_app = typer.Typer(help="API keys for the HTTP API (stored hashed in the workspace).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -310,4 +312,71 @@ def demo(
     recommend(workspace=workspace, item=engine.search(DEMO_QUERIES[1], 1)[0].item_id, k=5)
     session = ",".join(r.item_id for r in engine.search(DEMO_QUERIES[3], 2))
     recommend(workspace=workspace, session=session, k=5)
-    console.print(f"\nworkspace: {Path(workspace).resolve()} — try `shopfusion search \"...\" -w {workspace}`")
+    console.print(f'\nworkspace: {Path(workspace).resolve()} — try `shopfusion search "..." -w {workspace}`')
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who uses the key, e.g. storefront.")],
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="read | write | admin; repeatable (default: read).")
+    ] = None,
+    rate: Annotated[int | None, typer.Option("--rate", min=1, help="Requests per minute for this key.")] = None,
+    workspace: WorkspaceOpt = Path("workspace"),
+) -> None:
+    """Create a key; it is printed once and only its hash is stored."""
+    from shopfusion.serve.auth import KEYS_FILE, KeyStore, Scope
+
+    try:
+        scopes = [Scope(s) for s in (scope or ["read"])]
+    except ValueError as exc:
+        raise _fail(f"unknown scope: {exc}") from exc
+    plaintext = KeyStore(_open(workspace).root / KEYS_FILE).create(name, scopes, rate)
+    console.print(plaintext)
+
+
+@keys_app.command("list")
+def keys_list(workspace: WorkspaceOpt = Path("workspace")) -> None:
+    """Key ids, names, scopes and rates (never the secrets)."""
+    from shopfusion.serve.auth import KEYS_FILE, KeyStore
+
+    for key in KeyStore(_open(workspace).root / KEYS_FILE).list():
+        scopes = ",".join(s.value for s in key.scopes)
+        console.print(f"{key.key_id}  {key.name}  scopes={scopes}  rate={key.rate_per_minute or 'default'}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, workspace: WorkspaceOpt = Path("workspace")) -> None:
+    """Revoke a key by its id."""
+    from shopfusion.serve.auth import KEYS_FILE, KeyStore
+
+    if not KeyStore(_open(workspace).root / KEYS_FILE).revoke(key_id):
+        raise _fail(f"no key with id {key_id!r}")
+    console.print(f"revoked {key_id}")
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = Path("workspace"),
+    host: Annotated[str | None, typer.Option("--host", help="Default: serve.host in the settings.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Default: serve.port in the settings.")] = None,
+    demo_data: Annotated[
+        bool, typer.Option("--demo", help="Build the demo workspace if needed; anonymous read access.")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) with uvicorn."""
+    import uvicorn
+
+    from shopfusion.serve.app import create_app
+
+    if demo_data and not (Path(workspace) / "artifacts" / "manifest.json").exists():
+        demo(workspace=workspace)
+    ws = _open(workspace)
+    try:
+        api = create_app(ws.root, anonymous_read=demo_data)
+    except WorkspaceError as exc:
+        raise _fail(str(exc)) from exc
+    settings = ws.settings.serve
+    host, port = host or settings.host, port or settings.port
+    console.print(f"ShopFusion API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    uvicorn.run(api, host=host, port=port, log_level="warning")

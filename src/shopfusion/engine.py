@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from shopfusion.catalog.snapshot import CatalogSnapshot
-from shopfusion.pipeline import VECTORS_FILE, make_encoder
+from shopfusion.pipeline import VECTORS_FILE, make_encoder, read_manifest
 from shopfusion.recommend.service import RecommendService
 from shopfusion.results import ResultItem
 from shopfusion.search.service import SearchService
@@ -28,6 +28,10 @@ class Engine:
     @classmethod
     def open(cls, workspace: Path) -> Engine:
         return cls(Workspace.open(workspace))
+
+    @property
+    def manifest(self) -> dict[str, object]:
+        return read_manifest(self.artifacts)
 
     @cached_property
     def search_service(self) -> SearchService:

@@ -55,6 +55,14 @@ class RecommendSettings(_Section):
     exclude_purchased: bool = False
 
 
+class ServeSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger requests get 413")
+    rate_per_minute: int = Field(1200, ge=1, description="Default per-key (or per-client for anonymous) rate")
+    max_batch_events: int = Field(1000, ge=1)
+
+
 class Settings(BaseSettings):
     """All configuration of one workspace. Precedence: environment > workspace TOML > defaults."""
 
@@ -64,6 +72,7 @@ class Settings(BaseSettings):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)  # type: ignore[arg-type]
     search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)  # type: ignore[arg-type]
+    serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

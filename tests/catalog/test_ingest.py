@@ -97,7 +97,10 @@ def test_mapping_flags_and_extra_columns_as_attributes(store: SqlStore, tmp_path
     mapping = ColumnMapping(columns={"item_id": "sku", "title": "name", "price": "cost"})
     summary = ingest_file(store, "items", path, mapping, tmp_path / "rej")
     assert summary.counts.inserted == 1
-    assert summary.reasons == {"title: required field is missing or empty": 1, "price: Input should be greater than or equal to 0": 1}
+    assert summary.reasons == {
+        "title: required field is missing or empty": 1,
+        "price: Input should be greater than or equal to 0": 1,
+    }
     assert store.get_items(["1"])["1"].attributes == {"colour": "red"}
 
 
@@ -166,7 +169,9 @@ def test_killed_ingest_leaves_a_valid_workspace(transactions_csv: Path, retail_m
 
 def test_common_column_names_map_themselves(store: SqlStore, tmp_path: Path) -> None:
     path = tmp_path / "interactions.csv"
-    path.write_text("user_id,item_id,timestamp,order_id,quantity,event\n17850,21730,2010-12-01 08:26:00,536365,6,purchase\n")
+    path.write_text(
+        "user_id,item_id,timestamp,order_id,quantity,event\n17850,21730,2010-12-01 08:26:00,536365,6,purchase\n"
+    )
     assert ingest_file(store, "events", path).counts.inserted == 1
     assert store.events_frame().loc[0, "type"] == "purchase"
 

@@ -1,0 +1,181 @@
+"""The HTTP API (FastAPI): search, recommendations, events, user erasure, health and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+
+from shopfusion.catalog.schema import Event
+from shopfusion.catalog.store import open_store
+from shopfusion.engine import Engine
+from shopfusion.results import ResultItem
+from shopfusion.serve.auth import KEYS_FILE, KeyStore, RateLimiter, Scope
+from shopfusion.serve.limits import BodySizeLimit
+from shopfusion.workspace import Workspace
+
+
+class ResultOut(BaseModel):
+    item_id: str
+    title: str
+    price: float | None
+    category: str
+    score: float
+    reason: str
+    signals: dict[str, Any]
+
+
+class ResultsOut(BaseModel):
+    results: list[ResultOut]
+
+
+class SearchIn(BaseModel):
+    q: str = Field(min_length=1, max_length=500)
+    k: int = Field(10, ge=1, le=200)
+
+
+class SessionIn(BaseModel):
+    item_ids: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(min_length=1, max_length=100)
+    k: int = Field(10, ge=1, le=200)
+
+
+class EventsIn(BaseModel):
+    events: list[Event] = Field(min_length=1)
+
+
+class Accepted(BaseModel):
+    accepted: int
+
+
+class Health(BaseModel):
+    status: str
+    items: int
+    built_at: str | None
+
+
+KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key from `shopfusion keys create`")
+
+
+def _out(results: list[ResultItem]) -> ResultsOut:
+    return ResultsOut(results=[ResultOut(**asdict(r)) for r in results])
+
+
+def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
+    """`anonymous_read` lets callers without a key search and read recommendations (the storefront demo)."""
+    ws = Workspace.open(workspace)
+    settings = ws.settings
+    engine = Engine(ws)
+    keys = KeyStore(ws.root / KEYS_FILE)
+    limiter = RateLimiter()
+    registry = CollectorRegistry()
+    requests = Counter("shopfusion_requests", "HTTP requests", ["route", "method", "status"], registry=registry)
+    latency = Histogram(
+        "shopfusion_request_seconds",
+        "HTTP request latency",
+        ["route"],
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0),
+    )
+
+    app = FastAPI(title="ShopFusion", version="0.1.0", description="Product search and recommendations, explained.")
+
+    def require(scope: Scope) -> Callable[[Request, str | None], None]:
+        def check(request: Request, api_key: Annotated[str | None, Depends(KEY_HEADER)]) -> None:
+            if api_key is None and anonymous_read and scope is Scope.READ:
+                caller = f"anon:{request.client.host if request.client else '?'}"
+                rate = settings.serve.rate_per_minute
+            else:
+                if api_key is None:
+                    raise HTTPException(401, "missing API key (send it in the X-API-Key header)")
+                key = keys.verify(api_key)
+                if key is None:
+                    raise HTTPException(401, "invalid API key")
+                if not key.allows(scope):
+                    raise HTTPException(403, f"this key lacks the '{scope.value}' scope")
+                caller, rate = key.key_id, key.rate_per_minute or settings.serve.rate_per_minute
+            if not limiter.allow(caller, rate):
+                raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": "1"})
+
+        return check
+
+    read, write, admin = (Depends(require(s)) for s in (Scope.READ, Scope.WRITE, Scope.ADMIN))
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.serve.max_body_bytes)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        latency.labels(path).observe(time.perf_counter() - started)
+        requests.labels(path, request.method, str(response.status_code)).inc()
+        return response
+
+    @app.get("/health")
+    def health() -> Health:
+        manifest = engine.manifest
+        return Health(status="ok", items=len(engine.catalog), built_at=str(manifest.get("built_at")))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/search", dependencies=[read])
+    def search_get(
+        q: Annotated[str, Query(min_length=1, max_length=500)], k: Annotated[int, Query(ge=1, le=200)] = 10
+    ) -> ResultsOut:
+        return _out(engine.search(q, k))
+
+    @app.post("/search", dependencies=[read])
+    def search_post(body: SearchIn) -> ResultsOut:
+        return _out(engine.search(body.q, body.k))
+
+    @app.get("/recommendations/user/{user_id}", dependencies=[read])
+    def for_user(user_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
+        return _out(engine.recommend_user(user_id, k))
+
+    @app.get("/recommendations/item/{item_id}", dependencies=[read])
+    def for_item(item_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
+        try:
+            return _out(engine.similar_items(item_id, k))
+        except KeyError as exc:
+            raise HTTPException(404, f"unknown item {item_id!r}") from exc
+
+    @app.post("/recommendations/session", dependencies=[read])
+    def for_session(body: SessionIn) -> ResultsOut:
+        return _out(engine.recommend_session(body.item_ids, body.k))
+
+    @app.post("/events", dependencies=[write])
+    def post_events(body: Event | EventsIn) -> Accepted:
+        events = body.events if isinstance(body, EventsIn) else [body]
+        if len(events) > settings.serve.max_batch_events:
+            raise HTTPException(413, f"at most {settings.serve.max_batch_events} events per request")
+        store = open_store(ws.store_url(settings))
+        try:
+            with store.transaction() as tx:
+                tx.upsert("events", [(uuid.uuid4().hex, e) for e in events])  # each post is a new occurrence
+        finally:
+            store.close()
+        return Accepted(accepted=len(events))
+
+    @app.delete("/users/{user_id}", dependencies=[admin])
+    def erase_user(user_id: str) -> dict[str, int]:
+        store = open_store(ws.store_url(settings))
+        try:
+            with store.transaction() as tx:
+                removed = tx.delete_user(user_id)
+        finally:
+            store.close()
+        return {"events_removed": removed}
+
+    return app

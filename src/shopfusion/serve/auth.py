@@ -1,0 +1,103 @@
+"""API keys with scopes, stored hashed in the workspace, and per-key token-bucket rate limits."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from shopfusion.workspace import write_text_atomic
+
+KEYS_FILE = "api_keys.json"
+
+
+class Scope(StrEnum):
+    READ = "read"  # search, recommendations
+    WRITE = "write"  # events, items
+    ADMIN = "admin"  # everything, incl. retrain and user erasure
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    digest: str
+    scopes: tuple[Scope, ...]
+    rate_per_minute: int | None
+    created_at: str
+
+    def allows(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class KeyStore:
+    """Keys live in WORKSPACE/api_keys.json; only their SHA-256 digests are kept, never the secret."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._keys: dict[str, ApiKey] = {}
+        if path.exists():
+            for raw in json.loads(path.read_text()):
+                raw["scopes"] = tuple(Scope(s) for s in raw["scopes"])
+                key = ApiKey(**raw)
+                self._keys[key.key_id] = key
+
+    def create(self, name: str, scopes: list[Scope], rate_per_minute: int | None = None) -> str:
+        """Returns the plaintext key once: `sf_<key id>_<secret>`."""
+        key_id, secret = secrets.token_hex(4), secrets.token_urlsafe(24)
+        plaintext = f"sf_{key_id}_{secret}"
+        self._keys[key_id] = ApiKey(
+            key_id, name, _digest(plaintext), tuple(scopes), rate_per_minute, datetime.now(UTC).isoformat()
+        )
+        self._save()
+        return plaintext
+
+    def revoke(self, key_id: str) -> bool:
+        found = self._keys.pop(key_id, None) is not None
+        if found:
+            self._save()
+        return found
+
+    def list(self) -> list[ApiKey]:
+        return list(self._keys.values())
+
+    def verify(self, plaintext: str) -> ApiKey | None:
+        parts = plaintext.split("_", 2)
+        if len(parts) != 3 or parts[0] != "sf":
+            return None
+        key = self._keys.get(parts[1])
+        if key is None or not hmac.compare_digest(key.digest, _digest(plaintext)):
+            return None
+        return key
+
+    def _save(self) -> None:
+        rows = [{**asdict(k), "scopes": [s.value for s in k.scopes]} for k in self._keys.values()]
+        write_text_atomic(self.path, json.dumps(rows, indent=2))
+
+
+class RateLimiter:
+    """Token bucket per caller: `rate` requests per minute, bursts up to the same number."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, caller: str, rate_per_minute: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(caller, (float(rate_per_minute), now))
+            tokens = min(float(rate_per_minute), tokens + (now - last) * rate_per_minute / 60.0)
+            allowed = tokens >= 1.0
+            self._buckets[caller] = (tokens - 1.0 if allowed else tokens, now)
+            return allowed

@@ -1,0 +1,127 @@
+"""The HTTP API through FastAPI's TestClient: endpoints, auth, limits and validation."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shopfusion.serve.app import create_app
+from shopfusion.serve.auth import KEYS_FILE, KeyStore, Scope
+from shopfusion.workspace import Workspace
+
+
+@pytest.fixture
+def workspace(built_workspace: Path, tmp_path: Path) -> Path:
+    """A private copy: API tests write events and keys."""
+    copy = tmp_path / "ws"
+    shutil.copytree(built_workspace, copy)
+    return copy
+
+
+@pytest.fixture
+def keys(workspace: Path) -> dict[str, str]:
+    store = KeyStore(workspace / KEYS_FILE)
+    return {
+        "read": store.create("storefront", [Scope.READ]),
+        "write": store.create("tracker", [Scope.WRITE]),
+        "admin": store.create("ops", [Scope.ADMIN]),
+        "slow": store.create("tiny", [Scope.READ], rate_per_minute=3),
+    }
+
+
+@pytest.fixture
+def client(workspace: Path, keys: dict[str, str]) -> TestClient:
+    return TestClient(create_app(workspace))
+
+
+def test_keys_are_stored_hashed(workspace: Path, keys: dict[str, str]) -> None:
+    stored = (workspace / KEYS_FILE).read_text()
+    assert all(secret not in stored for secret in keys.values())
+    assert KeyStore(workspace / KEYS_FILE).verify(keys["read"]) is not None
+
+
+def test_search_and_recommendations(client: TestClient, keys: dict[str, str]) -> None:
+    headers = {"X-API-Key": keys["read"]}
+    hits = client.get("/search", params={"q": "porcelain teapot", "k": 3}, headers=headers).json()["results"]
+    assert hits[0]["item_id"] == "A9" and hits[0]["reason"]
+    assert client.post("/search", json={"q": "teapot", "k": 2}, headers=headers).json()["results"]
+    user = client.get("/recommendations/user/1", headers=headers).json()["results"]
+    assert user and all(r["reason"] for r in user)
+    similar = client.get("/recommendations/item/A1", params={"k": 3}, headers=headers).json()["results"]
+    assert len(similar) == 3 and "A1" not in {r["item_id"] for r in similar}
+    session = client.post("/recommendations/session", json={"item_ids": ["A8"], "k": 3}, headers=headers)
+    assert session.status_code == 200 and session.json()["results"]
+    assert client.get("/recommendations/item/NOPE", headers=headers).status_code == 404
+
+
+def test_auth_failures(client: TestClient, keys: dict[str, str]) -> None:
+    assert client.get("/search", params={"q": "x"}).status_code == 401
+    assert client.get("/search", params={"q": "x"}, headers={"X-API-Key": "sf_dead_beef"}).status_code == 401
+    event = {"type": "view", "timestamp": "2024-04-01T10:00:00", "user_id": "1", "item_id": "A1"}
+    assert client.post("/events", json=event, headers={"X-API-Key": keys["read"]}).status_code == 403
+    assert client.delete("/users/1", headers={"X-API-Key": keys["write"]}).status_code == 403
+    # admin may do everything
+    assert client.get("/search", params={"q": "x"}, headers={"X-API-Key": keys["admin"]}).status_code == 200
+
+
+def test_rate_limit(client: TestClient, keys: dict[str, str]) -> None:
+    codes = [
+        client.get("/search", params={"q": "x"}, headers={"X-API-Key": keys["slow"]}).status_code for _ in range(5)
+    ]
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+
+
+def test_validation_and_size_limits(client: TestClient, keys: dict[str, str]) -> None:
+    headers = {"X-API-Key": keys["write"]}
+    bad = client.post("/events", json={"type": "purchase", "timestamp": "2024-01-01", "item_id": "A1"}, headers=headers)
+    assert bad.status_code == 422 and "user_id or session_id" in bad.text
+    bad_type = client.post("/events", json={"type": "teleport", "timestamp": "1", "user_id": "u"}, headers=headers)
+    assert bad_type.status_code == 422 and "type" in bad_type.text
+    huge = client.post(
+        "/events", content=b"{" + b" " * 2_000_000 + b"}", headers={**headers, "content-type": "application/json"}
+    )
+    assert huge.status_code == 413
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(40):
+            yield b" " * 50_000
+
+    streamed = client.post("/events", content=chunks(), headers={**headers, "content-type": "application/json"})
+    assert streamed.status_code == 413  # no Content-Length: the bytes are counted as they arrive
+    read = {"X-API-Key": keys["read"]}
+    assert client.get("/search", params={"q": ""}, headers=read).status_code == 422
+    assert client.get("/search", params={"q": "x", "k": 100000}, headers=read).status_code == 422
+
+
+def test_events_are_stored_and_user_erased(client: TestClient, keys: dict[str, str], workspace: Path) -> None:
+    from shopfusion.catalog.store import open_store
+
+    headers = {"X-API-Key": keys["write"]}
+    one = {"type": "view", "timestamp": "2024-04-01T10:00:00", "user_id": "new-user", "item_id": "A1"}
+    batch = {"events": [one, {**one, "type": "click"}]}
+    assert client.post("/events", json=one, headers=headers).json() == {"accepted": 1}
+    assert client.post("/events", json=batch, headers=headers).json() == {"accepted": 2}
+    store = open_store(Workspace.open(workspace).store_url())
+    assert (store.events_frame()["user_id"] == "new-user").sum() == 3
+    erased = client.delete("/users/new-user", headers={"X-API-Key": keys["admin"]}).json()
+    assert erased == {"events_removed": 3}
+    assert (store.events_frame()["user_id"] == "new-user").sum() == 0
+
+
+def test_anonymous_read_for_the_storefront(workspace: Path, keys: dict[str, str]) -> None:
+    client = TestClient(create_app(workspace, anonymous_read=True))
+    assert client.get("/search", params={"q": "teapot"}).status_code == 200
+    event = {"type": "view", "timestamp": "1", "user_id": "u", "item_id": "A1"}
+    assert client.post("/events", json=event).status_code == 401  # writing still needs a key
+
+
+def test_health_metrics_and_openapi(client: TestClient, keys: dict[str, str]) -> None:
+    assert client.get("/health").json()["items"] == 10
+    client.get("/search", params={"q": "tea"}, headers={"X-API-Key": keys["read"]})
+    metrics = client.get("/metrics").text
+    assert 'shopfusion_requests_total{method="GET",route="/search",status="200"}' in metrics
+    assert "shopfusion_request_seconds_bucket" in metrics
+    assert "/recommendations/session" in client.get("/openapi.json").json()["paths"]
