@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import APIKeyHeader
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
@@ -21,6 +20,8 @@ from shopfusion.engine import Engine
 from shopfusion.results import ResultItem
 from shopfusion.serve.auth import KEYS_FILE, KeyStore, RateLimiter, Scope
 from shopfusion.serve.limits import BodySizeLimit
+from shopfusion.serve.telemetry import Telemetry
+from shopfusion.serve.web import mount_web
 from shopfusion.workspace import Workspace
 
 
@@ -76,15 +77,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
     engine = Engine(ws)
     keys = KeyStore(ws.root / KEYS_FILE)
     limiter = RateLimiter()
-    registry = CollectorRegistry()
-    requests = Counter("shopfusion_requests", "HTTP requests", ["route", "method", "status"], registry=registry)
-    latency = Histogram(
-        "shopfusion_request_seconds",
-        "HTTP request latency",
-        ["route"],
-        registry=registry,
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0),
-    )
+    telemetry = Telemetry()
 
     app = FastAPI(title="ShopFusion", version="0.1.0", description="Product search and recommendations, explained.")
 
@@ -117,8 +110,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        latency.labels(path).observe(time.perf_counter() - started)
-        requests.labels(path, request.method, str(response.status_code)).inc()
+        telemetry.observe(path, request.method, response.status_code, time.perf_counter() - started)
         return response
 
     @app.get("/health")
@@ -128,7 +120,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/search", dependencies=[read])
     def search_get(
@@ -178,4 +170,5 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
             store.close()
         return {"events_removed": removed}
 
+    mount_web(app, engine, ws, keys, telemetry)
     return app

@@ -47,14 +47,23 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._keys: dict[str, ApiKey] = {}
-        if path.exists():
-            for raw in json.loads(path.read_text()):
-                raw["scopes"] = tuple(Scope(s) for s in raw["scopes"])
-                key = ApiKey(**raw)
-                self._keys[key.key_id] = key
+        self._loaded_mtime: float | None = None
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Pick up keys created or revoked by another process (e.g. the CLI while the server runs)."""
+        mtime = self.path.stat().st_mtime if self.path.exists() else None
+        if mtime == self._loaded_mtime:
+            return
+        keys = {}
+        for raw in json.loads(self.path.read_text()) if mtime is not None else []:
+            raw["scopes"] = tuple(Scope(s) for s in raw["scopes"])
+            keys[raw["key_id"]] = ApiKey(**raw)
+        self._keys, self._loaded_mtime = keys, mtime
 
     def create(self, name: str, scopes: list[Scope], rate_per_minute: int | None = None) -> str:
         """Returns the plaintext key once: `sf_<key id>_<secret>`."""
+        self._refresh()
         key_id, secret = secrets.token_hex(4), secrets.token_urlsafe(24)
         plaintext = f"sf_{key_id}_{secret}"
         self._keys[key_id] = ApiKey(
@@ -64,18 +73,21 @@ class KeyStore:
         return plaintext
 
     def revoke(self, key_id: str) -> bool:
+        self._refresh()
         found = self._keys.pop(key_id, None) is not None
         if found:
             self._save()
         return found
 
     def list(self) -> list[ApiKey]:
+        self._refresh()
         return list(self._keys.values())
 
     def verify(self, plaintext: str) -> ApiKey | None:
         parts = plaintext.split("_", 2)
         if len(parts) != 3 or parts[0] != "sf":
             return None
+        self._refresh()
         key = self._keys.get(parts[1])
         if key is None or not hmac.compare_digest(key.digest, _digest(plaintext)):
             return None
@@ -84,6 +96,7 @@ class KeyStore:
     def _save(self) -> None:
         rows = [{**asdict(k), "scopes": [s.value for s in k.scopes]} for k in self._keys.values()]
         write_text_atomic(self.path, json.dumps(rows, indent=2))
+        self._loaded_mtime = self.path.stat().st_mtime
 
 
 class RateLimiter:
