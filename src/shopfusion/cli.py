@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shopfusion.catalog.ingest import KINDS, ColumnMapping, IngestError, ingest_file
+from shopfusion.catalog.privacy import user_key_function
 from shopfusion.catalog.store import open_store
 from shopfusion.encoders.sentence import EncoderUnavailable
 from shopfusion.pipeline import BuildError, build, read_manifest
@@ -89,7 +90,7 @@ def ingest(
         flags = ColumnMapping(columns=_pairs(column or [], "--map"), constants=_pairs(constant or [], "--const"))
         store = open_store(ws.store_url())
         try:
-            summary = ingest_file(store, kind, path, base.merged(flags), ws.rejects_dir)
+            summary = ingest_file(store, kind, path, base.merged(flags), ws.rejects_dir, user_key_function(ws))
         finally:
             store.close()
     except IngestError as exc:
@@ -206,7 +207,7 @@ def recommend(
         raise _fail("give exactly one of --user, --item, --session")
     engine = _engine(workspace)
     if user is not None:
-        results, title = engine.recommend_user(user, k), f"for user {user}"
+        results, title = engine.recommend_user(user_key_function(engine.ws)(user), k), f"for user {user}"
     elif item is not None:
         try:
             results, title = engine.similar_items(item, k), f"similar to item {item}"

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPFUSION_", env_nested_delimiter="__", extra="forbid")
 
     store_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in the workspace")
+    pseudonymise_users: bool = Field(False, description="Store and look up users by a keyed hash of their id")
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)  # type: ignore[arg-type]
     search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import json
 import math
 import tomllib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,7 +227,9 @@ def ingest_file(
     path: Path,
     mapping: ColumnMapping | None = None,
     rejects_dir: Path | None = None,
+    user_key: Callable[[str], str] = str,
 ) -> IngestSummary:
+    """Load one file in one transaction; `user_key` maps user ids to what is stored (see catalog.privacy)."""
     if kind not in RECORD_TYPES:
         raise IngestError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
     if not path.exists():
@@ -247,6 +249,9 @@ def ingest_file(
                 summary.rows += 1
                 try:
                     record = model(**row_to_fields(raw, resolved))
+                    user_id = getattr(record, "user_id", None)
+                    if user_id is not None and user_key is not str:
+                        record = record.model_copy(update={"user_id": user_key(user_id)})
                 except ValidationError as error:
                     rejects.extend(validation_rejects(summary.rows, error, raw))
                     summary.rejected += 1

@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
+from shopfusion.catalog.privacy import user_key_function
 from shopfusion.catalog.schema import Event
 from shopfusion.catalog.store import open_store
 from shopfusion.engine import Engine
@@ -76,6 +77,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
     settings = ws.settings
     engine = Engine(ws)
     keys = KeyStore(ws.root / KEYS_FILE)
+    user_key = user_key_function(ws)
     limiter = RateLimiter()
     telemetry = Telemetry()
 
@@ -134,7 +136,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
 
     @app.get("/recommendations/user/{user_id}", dependencies=[read])
     def for_user(user_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
-        return _out(engine.recommend_user(user_id, k))
+        return _out(engine.recommend_user(user_key(user_id), k))
 
     @app.get("/recommendations/item/{item_id}", dependencies=[read])
     def for_item(item_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
@@ -149,7 +151,10 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
 
     @app.post("/events", dependencies=[write])
     def post_events(body: Event | EventsIn) -> Accepted:
-        events = body.events if isinstance(body, EventsIn) else [body]
+        events = [
+            e.model_copy(update={"user_id": user_key(e.user_id)}) if e.user_id else e
+            for e in (body.events if isinstance(body, EventsIn) else [body])
+        ]
         if len(events) > settings.serve.max_batch_events:
             raise HTTPException(413, f"at most {settings.serve.max_batch_events} events per request")
         store = open_store(ws.store_url(settings))
@@ -165,7 +170,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
         store = open_store(ws.store_url(settings))
         try:
             with store.transaction() as tx:
-                removed = tx.delete_user(user_id)
+                removed = tx.delete_user(user_key(user_id))
         finally:
             store.close()
         return {"events_removed": removed}
