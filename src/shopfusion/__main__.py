@@ -1,0 +1,5 @@
+"""`python -m shopfusion` is the `shopfusion` command."""
+
+from shopfusion.cli import app
+
+app()
