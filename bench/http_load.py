@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from shopfusion.engine import Engine
+from shopfusion.serve.auth import KEYS_FILE, KeyStore, Scope
 
 QUERIES = [
     "tea cup",
@@ -54,12 +55,15 @@ def in_process(call: Callable[[], object], n: int = 300) -> list[float]:
     return times
 
 
-async def load(url: str, make_path: Callable[[], str], concurrency: int, seconds: float) -> tuple[list[float], int]:
+async def load(
+    url: str, key: str, make_path: Callable[[], str], concurrency: int, seconds: float
+) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0) as client:
+    headers = {"X-API-Key": key}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0, headers=headers) as client:
 
         async def worker() -> None:
             nonlocal errors
@@ -100,6 +104,8 @@ def main() -> None:
         "search": in_process(lambda: engine.search(rng.choice(QUERIES), 10)),
         "recommend": in_process(lambda: engine.recommend_user(rng.choice(users), 10)),
     }
+    keys = KeyStore(args.workspace / KEYS_FILE)
+    key = keys.create("http-load-bench", [Scope.READ], rate_per_minute=10**9)  # measure serving, not the limiter
     port = free_port()
     server = subprocess.Popen(
         [*shopfusion, "serve", "--demo", "-w", str(args.workspace), "--port", str(port)],
@@ -122,8 +128,8 @@ def main() -> None:
             f"{'endpoint':10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} | in-process p50 / p99 ms | p99 ratio"
         )
         for name, make_path in paths.items():
-            asyncio.run(load(url, make_path, args.concurrency, 2.0))  # warm up
-            latencies, errors = asyncio.run(load(url, make_path, args.concurrency, args.seconds))
+            asyncio.run(load(url, key, make_path, args.concurrency, 2.0))  # warm up
+            latencies, errors = asyncio.run(load(url, key, make_path, args.concurrency, args.seconds))
             rps = len(latencies) / args.seconds
             p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
             b50, b99 = percentile(base[name], 0.5), percentile(base[name], 0.99)
@@ -137,6 +143,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        keys.revoke(key.split("_")[1])
 
 
 if __name__ == "__main__":

@@ -368,7 +368,7 @@ def serve(
     """Serve the HTTP API (OpenAPI docs at /docs) with uvicorn."""
     import uvicorn
 
-    from shopfusion.serve.app import create_app
+    from shopfusion.serve.app import create_app, limit_native_threads
 
     if demo_data and not (Path(workspace) / "artifacts" / "manifest.json").exists():
         demo(workspace=workspace)
@@ -377,6 +377,7 @@ def serve(
         api = create_app(ws.root, anonymous_read=demo_data)
     except WorkspaceError as exc:
         raise _fail(str(exc)) from exc
+    limit_native_threads()
     settings = ws.settings.serve
     host, port = host or settings.host, port or settings.port
     console.print(f"ShopFusion API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
