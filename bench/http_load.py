@@ -24,6 +24,7 @@ import httpx
 
 from shopfusion.engine import Engine
 from shopfusion.serve.auth import KEYS_FILE, KeyStore, Scope
+from shopfusion.workspace import Workspace
 
 QUERIES = [
     "tea cup",
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     shopfusion = [sys.executable, "-m", "shopfusion"]
-    if not (args.workspace / "artifacts" / "manifest.json").exists():
+    if Workspace(args.workspace.resolve()).current_version is None:
         subprocess.run([*shopfusion, "demo", "-w", str(args.workspace)], check=True, capture_output=True)
     engine = Engine.open(args.workspace)
     users = [str(u) for u in engine.recommend_service.interactions.user_ids[:500]]

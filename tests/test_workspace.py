@@ -51,3 +51,17 @@ def test_atomic_path_keeps_the_old_folder_on_failure(tmp_path: Path) -> None:
         tmp.mkdir()
         (tmp / "v").write_text("3")
     assert (target / "v").read_text() == "3"
+
+
+def test_versions_activate_and_prune(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    assert ws.current_version is None and not ws.artifacts_dir.exists()
+    for version in ("v1", "v2", "v3"):
+        (ws.models_dir / version).mkdir(parents=True)
+        (ws.models_dir / version / "manifest.json").write_text("{}")
+    ws.activate("v1")
+    assert ws.artifacts_dir == ws.models_dir / "v1"
+    ws.prune_versions(keep=1)
+    assert ws.model_versions() == ["v1", "v3"]  # the served version is never pruned
+    with pytest.raises(WorkspaceError, match="no model version"):
+        ws.activate("v2")

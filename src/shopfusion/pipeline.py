@@ -1,4 +1,4 @@
-"""`build`: store → encode → index/train, written as one artifacts folder that replaces the old one atomically."""
+"""`build`: store → encode → index/train, written as a new model version that is switched to atomically."""
 
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def build(ws: Workspace, *, show_progress: bool = False) -> BuildReport:
     encoder = make_encoder(ws, settings)
     vectors = encoder.encode([i.text() for i in items], show_progress=show_progress)
     encoder.cache.close()
-    with atomic_path(ws.artifacts_dir) as tmp:
+    version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%f")
+    with atomic_path(ws.models_dir / version) as tmp:
         tmp.mkdir()
         catalog.save(tmp)
         np.save(tmp / VECTORS_FILE, vectors)
@@ -75,8 +76,15 @@ def build(ws: Workspace, *, show_progress: bool = False) -> BuildReport:
             vector_index=vector_kind,
             seconds=round(time.perf_counter() - started, 2),
         )
-        manifest = {"built_at": datetime.now(UTC).isoformat(), "encoder": encoder.model_id, **asdict(report)}
+        manifest = {
+            "version": version,
+            "built_at": datetime.now(UTC).isoformat(),
+            "encoder": encoder.model_id,
+            **asdict(report),
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    ws.activate(version)
+    ws.prune_versions(settings.model_versions_kept)
     return report
 
 

@@ -61,9 +61,36 @@ class Workspace:
         return self.root / "embeddings" / "cache.sqlite"
 
     @property
+    def models_dir(self) -> Path:
+        """One folder per build (a model version) and CURRENT naming the one that is served."""
+        return self.root / "models"
+
+    def model_versions(self) -> list[str]:
+        if not self.models_dir.exists():
+            return []
+        return sorted(p.name for p in self.models_dir.iterdir() if (p / "manifest.json").exists())
+
+    @property
+    def current_version(self) -> str | None:
+        pointer = self.models_dir / "CURRENT"
+        return pointer.read_text().strip() if pointer.exists() else None
+
+    @property
     def artifacts_dir(self) -> Path:
-        """Built indexes and fitted models, replaced as one folder by `build`."""
-        return self.root / "artifacts"
+        """The served build: indexes and fitted models (a path that does not exist before the first build)."""
+        return self.models_dir / (self.current_version or "none")
+
+    def activate(self, version: str) -> None:
+        """Serve `version` from now on (the switch is one atomic rename: new builds and rollbacks alike)."""
+        if version not in self.model_versions():
+            raise WorkspaceError(f"no model version {version!r}; have {', '.join(self.model_versions()) or 'none'}")
+        write_text_atomic(self.models_dir / "CURRENT", version)
+
+    def prune_versions(self, keep: int) -> None:
+        current = self.current_version
+        for old in self.model_versions()[:-keep]:
+            if old != current:
+                shutil.rmtree(self.models_dir / old, ignore_errors=True)
 
     @property
     def rejects_dir(self) -> Path:

@@ -125,3 +125,26 @@ def test_health_metrics_and_openapi(client: TestClient, keys: dict[str, str]) ->
     assert 'shopfusion_requests_total{method="GET",route="/search",status="200"}' in metrics
     assert "shopfusion_request_seconds_bucket" in metrics
     assert "/recommendations/session" in client.get("/openapi.json").json()["paths"]
+
+
+def test_retrain_swaps_versions_and_rollback(client: TestClient, keys: dict[str, str], workspace: Path) -> None:
+    import time
+
+    admin = {"X-API-Key": keys["admin"]}
+    first = client.get("/admin/models", headers=admin).json()
+    assert len(first["versions"]) == 1 and first["current"] == first["versions"][0]
+    assert client.post("/admin/retrain", headers={"X-API-Key": keys["read"]}).status_code == 403
+    assert client.post("/admin/retrain", headers=admin).status_code == 202
+    for _ in range(300):
+        state = client.get("/admin/models", headers=admin).json()
+        # the old version keeps answering while the new one builds: no downtime
+        assert client.get("/search", params={"q": "tea"}, headers=admin).status_code == 200
+        if not state["retrain"]["running"]:
+            break
+        time.sleep(0.1)
+    assert state["retrain"]["last_error"] is None
+    assert len(state["versions"]) == 2 and state["current"] == state["versions"][1]
+    assert client.get("/health").json()["built_at"] != first["current"]
+    rolled = client.post(f"/admin/models/{first['current']}/activate", headers=admin).json()
+    assert rolled["current"] == first["current"] and Workspace.open(workspace).current_version == first["current"]
+    assert client.post("/admin/models/v0/activate", headers=admin).status_code == 404

@@ -17,13 +17,13 @@ from pydantic import BaseModel, Field
 from shopfusion.catalog.privacy import user_key_function
 from shopfusion.catalog.schema import Event
 from shopfusion.catalog.store import open_store
-from shopfusion.engine import Engine
 from shopfusion.results import ResultItem
 from shopfusion.serve.auth import KEYS_FILE, KeyStore, RateLimiter, Scope
 from shopfusion.serve.limits import BodySizeLimit
+from shopfusion.serve.models import LiveEngine, RetrainStatus
 from shopfusion.serve.telemetry import Telemetry
 from shopfusion.serve.web import mount_web
-from shopfusion.workspace import Workspace
+from shopfusion.workspace import Workspace, WorkspaceError
 
 
 class ResultOut(BaseModel):
@@ -58,6 +58,12 @@ class Accepted(BaseModel):
     accepted: int
 
 
+class ModelsOut(BaseModel):
+    versions: list[str]
+    current: str | None
+    retrain: RetrainStatus
+
+
 class Health(BaseModel):
     status: str
     items: int
@@ -85,8 +91,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
     """`anonymous_read` lets callers without a key search and read recommendations (the storefront demo)."""
     ws = Workspace.open(workspace)
     settings = ws.settings
-    engine = Engine(ws)
-    engine.search("warm up", 1)  # load the indexes and the encoder before the first request
+    live = LiveEngine(ws)
     keys = KeyStore(ws.root / KEYS_FILE)
     user_key = user_key_function(ws)
     limiter = RateLimiter()
@@ -128,8 +133,8 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
 
     @app.get("/health")
     def health() -> Health:
-        manifest = engine.manifest
-        return Health(status="ok", items=len(engine.catalog), built_at=str(manifest.get("built_at")))
+        manifest = live.engine.manifest
+        return Health(status="ok", items=len(live.engine.catalog), built_at=str(manifest.get("built_at")))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -139,26 +144,26 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
     def search_get(
         q: Annotated[str, Query(min_length=1, max_length=500)], k: Annotated[int, Query(ge=1, le=200)] = 10
     ) -> ResultsOut:
-        return _out(engine.search(q, k))
+        return _out(live.engine.search(q, k))
 
     @app.post("/search", dependencies=[read])
     def search_post(body: SearchIn) -> ResultsOut:
-        return _out(engine.search(body.q, body.k))
+        return _out(live.engine.search(body.q, body.k))
 
     @app.get("/recommendations/user/{user_id}", dependencies=[read])
     def for_user(user_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
-        return _out(engine.recommend_user(user_key(user_id), k))
+        return _out(live.engine.recommend_user(user_key(user_id), k))
 
     @app.get("/recommendations/item/{item_id}", dependencies=[read])
     def for_item(item_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
         try:
-            return _out(engine.similar_items(item_id, k))
+            return _out(live.engine.similar_items(item_id, k))
         except KeyError as exc:
             raise HTTPException(404, f"unknown item {item_id!r}") from exc
 
     @app.post("/recommendations/session", dependencies=[read])
     def for_session(body: SessionIn) -> ResultsOut:
-        return _out(engine.recommend_session(body.item_ids, body.k))
+        return _out(live.engine.recommend_session(body.item_ids, body.k))
 
     @app.post("/events", dependencies=[write])
     def post_events(body: Event | EventsIn) -> Accepted:
@@ -186,5 +191,30 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
             store.close()
         return {"events_removed": removed}
 
-    mount_web(app, engine, ws, keys, telemetry)
+    @app.get("/admin/models", dependencies=[admin])
+    def list_models() -> ModelsOut:
+        return ModelsOut(versions=ws.model_versions(), current=ws.current_version, retrain=live.status)
+
+    @app.post("/admin/retrain", dependencies=[admin], status_code=202)
+    def retrain() -> ModelsOut:
+        """Rebuild from the store in the background; the new version is served once it is fully loaded."""
+        if not live.retrain():
+            raise HTTPException(409, "a retrain is already running")
+        return list_models()
+
+    @app.post("/admin/models/{version}/activate", dependencies=[admin])
+    def activate(version: str) -> ModelsOut:
+        """Roll back (or forward) to a kept version."""
+        try:
+            live.activate(version)
+        except WorkspaceError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return list_models()
+
+    @app.post("/admin/reload", dependencies=[admin])
+    def reload() -> ModelsOut:
+        live.reload()
+        return list_models()
+
+    mount_web(app, live, ws, keys, telemetry)
     return app

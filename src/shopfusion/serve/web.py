@@ -14,9 +14,9 @@ from fastapi.templating import Jinja2Templates
 
 from shopfusion.catalog.schema import Event, EventType
 from shopfusion.catalog.store import open_store
-from shopfusion.engine import Engine
 from shopfusion.results import ResultItem
 from shopfusion.serve.auth import KeyStore, Scope
+from shopfusion.serve.models import LiveEngine
 from shopfusion.serve.telemetry import Telemetry
 from shopfusion.workspace import Workspace
 
@@ -42,13 +42,14 @@ class Sessions:
         views.append(item_id)
 
 
-def mount_web(app: FastAPI, engine: Engine, ws: Workspace, keys: KeyStore, telemetry: Telemetry) -> None:
+def mount_web(app: FastAPI, live: LiveEngine, ws: Workspace, keys: KeyStore, telemetry: Telemetry) -> None:
     sessions = Sessions()
 
     def session_of(request: Request) -> str:
         return request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(12)
 
     def for_you(session_id: str) -> tuple[list[str], list[ResultItem]]:
+        engine = live.engine
         viewed = sessions.viewed(session_id)
         if viewed:
             return viewed, engine.recommend_session(viewed, 6)
@@ -65,12 +66,14 @@ def mount_web(app: FastAPI, engine: Engine, ws: Workspace, keys: KeyStore, telem
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def shop(request: Request, q: str = "") -> Response:
         query = q.strip()[:200]
+        engine = live.engine
         session_id = session_of(request)
         results = engine.search(query, 24) if query else engine.recommend_user("", 24)
         return page(request, "shop.html", session_id, q=query, results=results)
 
     @app.get("/product/{item_id}", response_class=HTMLResponse, include_in_schema=False)
     def product(request: Request, item_id: str) -> Response:
+        engine = live.engine
         position = engine.catalog.position(item_id)
         if position is None:
             return HTMLResponse("<h1>Not found</h1>", status_code=404)
@@ -90,7 +93,7 @@ def mount_web(app: FastAPI, engine: Engine, ws: Workspace, keys: KeyStore, telem
             counts = store.counts()
         finally:
             store.close()
-        context = {"counts": counts, "manifest": engine.manifest, "live": telemetry.summary(), "keys": keys.list()}
+        context = {"counts": counts, "manifest": live.engine.manifest, "live": telemetry.summary(), "keys": keys.list()}
         return TEMPLATES.TemplateResponse(request, "admin.html", context)
 
     @app.post("/admin/login", include_in_schema=False)
