@@ -27,6 +27,8 @@ eval_app = typer.Typer(help="Offline evaluation: every method side by side on a 
 app.add_typer(eval_app, name="eval")
 keys_app = typer.Typer(help="API keys for the HTTP API (stored hashed in the workspace).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+models_app = typer.Typer(help="Model versions (one per build): list and roll back.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -370,7 +372,7 @@ def serve(
 
     from shopfusion.serve.app import create_app, limit_native_threads
 
-    if demo_data and not (Path(workspace) / "artifacts" / "manifest.json").exists():
+    if demo_data and Workspace(Path(workspace).resolve()).current_version is None:
         demo(workspace=workspace)
     ws = _open(workspace)
     try:
@@ -382,3 +384,24 @@ def serve(
     host, port = host or settings.host, port or settings.port
     console.print(f"ShopFusion API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     uvicorn.run(api, host=host, port=port, log_level="warning")
+
+
+@models_app.command("list")
+def models_list(workspace: WorkspaceOpt = Path("workspace")) -> None:
+    """Builds kept in the workspace; the served one is marked."""
+    ws = _open(workspace)
+    for version in ws.model_versions():
+        manifest = read_manifest(ws.models_dir / version)
+        mark = "*" if version == ws.current_version else " "
+        console.print(f"{mark} {version}  items={manifest['items']}  events={manifest['events']}")
+
+
+@models_app.command("rollback")
+def models_rollback(version: str, workspace: WorkspaceOpt = Path("workspace")) -> None:
+    """Serve an earlier build again (a running server picks it up on POST /admin/reload)."""
+    ws = _open(workspace)
+    try:
+        ws.activate(version)
+    except WorkspaceError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"now serving {version}")
