@@ -29,7 +29,8 @@ class SequentialConfig:
     patience: int = 6
     text_weight: float = 1.0  # 0 disables the text path (plain SASRec)
     seed: int = 0
-    max_seconds: float = 600.0
+    max_seconds: float = 600.0  # per training run (the validation run and the final one)
+    validate: bool = True  # hold out each sequence's last item to choose the number of epochs
 
 
 @dataclass
@@ -87,14 +88,35 @@ class SequentialRecommender:
         self.network_: _Network | None = None
         self.report_: TrainReport | None = None
 
-    def fit(
+    def fit(self, sequences: Sequence[Sequence[int]], item_text: np.ndarray) -> SequentialRecommender:
+        """`sequences`: each person's items in time order; `item_text`: one text vector per item.
+
+        Each sequence's last item is first held out to choose the number of epochs (early stopping on
+        nDCG@10); the model is then trained again on the full sequences for that many epochs, so the
+        most recent interactions are learned from too."""
+        started = time.perf_counter()
+        validation = [(s[:-1], s[-1]) for s in sequences if len(s) >= 3]
+        if validation and self.config.validate:
+            truncated = [s[:-1] if len(s) >= 3 else s for s in sequences]
+            self._train(truncated, item_text, validation, self.config.max_epochs)
+            assert self.report_ is not None
+            chosen = self.report_.best_epoch
+            history = self.report_.validation_ndcg
+            self._train(sequences, item_text, (), chosen)
+            self.report_.validation_ndcg, self.report_.best_epoch = history, chosen
+        else:
+            self._train(sequences, item_text, (), self.config.max_epochs)
+        assert self.report_ is not None
+        self.report_.seconds = round(time.perf_counter() - started, 1)
+        return self
+
+    def _train(
         self,
         sequences: Sequence[Sequence[int]],
         item_text: np.ndarray,
-        validation: Sequence[tuple[Sequence[int], int]] = (),
-    ) -> SequentialRecommender:
-        """`sequences`: each person's items in time order. `validation`: (history, next item) pairs for
-        early stopping on nDCG@10; without them, training runs `max_epochs`."""
+        validation: Sequence[tuple[Sequence[int], int]],
+        max_epochs: int,
+    ) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -107,7 +129,7 @@ class SequentialRecommender:
         loss_fn = nn.CrossEntropyLoss()
         report = TrainReport(epochs=0, best_epoch=0)
         best_state, best, waited, started = copy.deepcopy(network.state_dict()), -1.0, 0, time.perf_counter()
-        for epoch in range(1, cfg.max_epochs + 1):
+        for epoch in range(1, max_epochs + 1):
             network.train()
             for batch in np.array_split(rng.permutation(len(usable)), max(1, len(usable) // cfg.batch_size)):
                 wanted = targets[batch] >= 0  # most positions of short histories are padding: skip them
@@ -120,7 +142,7 @@ class SequentialRecommender:
             if validation:
                 self.network_ = network
                 score = self.evaluate(validation, k=10)
-                report.validation_ndcg.append(score)
+                report.validation_ndcg.append(round(score, 5))
                 if score > best:
                     best, best_state, report.best_epoch, waited = score, copy.deepcopy(network.state_dict()), epoch, 0
                 else:
@@ -134,9 +156,7 @@ class SequentialRecommender:
         else:
             report.best_epoch = report.epochs
         network.eval()
-        report.seconds = round(time.perf_counter() - started, 1)
         self.network_, self.report_ = network, report
-        return self
 
     @torch.no_grad()
     def scores(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
