@@ -10,12 +10,13 @@ from shopfusion.workspace import Workspace, WorkspaceError, atomic_path
 
 def test_settings_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = Workspace.init(tmp_path / "ws")
-    text = ws.config_path.read_text().replace('fusion = "rrf"', 'fusion = "blend"')
-    ws.config_path.write_text(text.replace("batch_size = 64", "batch_size = 16"))
-    assert ws.settings.search.fusion == "blend"
+    assert ws.settings == Settings()  # the template only documents the defaults
+    assert "# [encoder]" in ws.config_path.read_text()
+    ws.config_path.write_text('[search]\nfusion = "rrf"\n[encoder]\nbatch_size = 16\n')
+    assert ws.settings.search.fusion == "rrf"
     monkeypatch.setenv("SHOPFUSION_ENCODER__BATCH_SIZE", "8")
     assert ws.settings.encoder.batch_size == 8  # the environment wins over the file
-    assert ws.settings.search.fusion == "blend"
+    assert ws.settings.search.fusion == "rrf"
 
 
 def test_unknown_setting_is_an_error(tmp_path: Path) -> None:

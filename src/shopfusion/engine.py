@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.pipeline import VECTORS_FILE, make_encoder, read_manifest
 from shopfusion.recommend.service import RecommendService
 from shopfusion.results import ResultItem
-from shopfusion.search.service import SearchService
+from shopfusion.search.service import DEFAULT_FACETS, SearchResponse, SearchService
 from shopfusion.workspace import Workspace, WorkspaceError
 
 
@@ -35,21 +36,43 @@ class Engine:
 
     @cached_property
     def search_service(self) -> SearchService:
-        encoder = make_encoder(self.ws, self.settings)
-        return SearchService.load(self.artifacts / "search", self.catalog, encoder, self.settings.search)
+        # Queries skip the persistent embedding cache (a disk write per new query); the searcher keeps recent
+        # query vectors in memory instead.
+        cached = make_encoder(self.ws, self.settings)
+        cached.cache.close()
+        return SearchService.load(
+            self.artifacts / "search", self.catalog, cached.encoder, self.settings.search, self.ws.root
+        )
 
     @cached_property
     def recommend_service(self) -> RecommendService:
         return RecommendService.load(self.artifacts / "recommend", self.catalog, self.vectors, self.settings.recommend)
 
-    def search(self, query: str, k: int = 10) -> list[ResultItem]:
-        return self.search_service.search(query, k)
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        sort: str = "relevance",
+        page: int = 1,
+        facets: Sequence[str] | None = DEFAULT_FACETS,
+    ) -> SearchResponse:
+        """Hybrid search; raises SearchError (a ValueError) with the reason for a request it cannot answer."""
+        return self.search_service.search(query, k, filters=filters, sort=sort, page=page, facets=facets)
 
-    def recommend_user(self, user_id: str, k: int = 10) -> list[ResultItem]:
-        return self.recommend_service.recommend_user(user_id, k)
+    def recommend_user(self, user_id: str, k: int = 10, *, category: str | None = None) -> list[ResultItem]:
+        """Unknown users get trending/popular items (within `category` if given); k < 1 raises ValueError."""
+        return self.recommend_service.recommend_user(user_id, k, category=category)
 
-    def recommend_session(self, item_ids: list[str], k: int = 10) -> list[ResultItem]:
-        return self.recommend_service.recommend_session(item_ids, k)
+    def recommend_session(self, item_ids: list[str], k: int = 10, *, category: str | None = None) -> list[ResultItem]:
+        """Unknown item ids in the session are ignored; an empty session is a cold start."""
+        return self.recommend_service.recommend_session(item_ids, k, category=category)
 
     def similar_items(self, item_id: str, k: int = 10) -> list[ResultItem]:
+        """Raises KeyError for an unknown item."""
         return self.recommend_service.similar_items(item_id, k)
+
+    def complements(self, item_id: str, k: int = 10) -> list[ResultItem]:
+        """'Frequently bought together' with an item; raises KeyError for an unknown item."""
+        return self.recommend_service.complements(item_id, k)

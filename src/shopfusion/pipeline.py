@@ -64,7 +64,7 @@ def build(ws: Workspace, *, show_progress: bool = False) -> BuildReport:
         tmp.mkdir()
         catalog.save(tmp)
         np.save(tmp / VECTORS_FILE, vectors)
-        vector_kind = build_search_artifacts(items, vectors, settings.search, tmp / "search")
+        vector_kind = build_search_artifacts(items, vectors, settings.search, tmp / "search", events)
         recommender = RecommendService.fit(catalog, events, vectors, settings.recommend)
         recommender.save(tmp / "recommend")
         report = BuildReport(

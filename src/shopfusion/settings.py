@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE = "shopfusion.toml"
@@ -28,10 +28,17 @@ class EncoderSettings(_Section):
 
 
 class SearchSettings(_Section):
-    fusion: Literal["rrf", "blend"] = "rrf"
+    # Default fusion and weights: chosen by 2-fold cross-validation over Home Depot dev queries (docs/eval-search.md);
+    # both folds picked the same weights.
+    fusion: Literal["rrf", "blend"] = "blend"
     rrf_k: int = Field(60, ge=1)
-    lexical_weight: float = Field(1.0, ge=0)
-    semantic_weight: float = Field(1.0, ge=0)
+    lexical_weight: float = Field(0.8, ge=0)
+    semantic_weight: float = Field(0.2, ge=0)
+    synonyms_path: str | None = Field(
+        None, description="Synonyms file: `a, b, c` (equivalent) or `a => b` per line; relative to the workspace"
+    )
+    max_query_chars: int = Field(1000, ge=1, description="Longer queries are rejected with a clear error")
+    query_vector_cache: int = Field(4096, ge=0, description="Recent query vectors kept in memory (0: none)")
     candidates: int = Field(200, ge=1, description="Candidates taken from each retriever before fusion")
     exact_vector_max_items: int = Field(
         50_000, ge=0, description="Catalogues up to this size use exact inner product, larger ones FAISS HNSW"
@@ -48,11 +55,69 @@ class SearchSettings(_Section):
 
 
 class RecommendSettings(_Section):
-    source_weights: dict[str, float] = Field(
-        default_factory=lambda: {"repeat": 1.0, "item_knn": 0.6, "popularity": 0.3}
+    """Candidate sources, their fusion and the business rules applied to every recommendation surface."""
+
+    sources: list[str] = Field(
+        default_factory=lambda: [
+            "popularity",
+            "trending",
+            "repeat",
+            "item_knn",
+            "als",
+            "ease",
+            "content",
+            "complements",
+        ],
+        description="Candidate sources to fit (also: bpr, sequential)",
     )
+    source_weights: dict[str, float] | None = Field(
+        None,
+        description="Fusion weight per source; unset: chosen at build on a validation split of the events "
+        "(the chosen weights are stored with the model and shown in every explanation)",
+    )
+    fusion: Literal["auto", "weighted", "rrf"] = Field(
+        "auto",
+        description="weighted: score as a share of the source's best; rrf: (rrf_k+1)/(rrf_k+rank); "
+        "auto: whichever does better on the validation split (only when source_weights is unset)",
+    )
+    rrf_k: int = Field(60, ge=1)
+    pool: int = Field(200, ge=1, description="Candidates taken from each source before fusion")
     popularity_half_life_days: float = Field(30.0, gt=0)
-    exclude_purchased: bool = False
+    trending_half_life_days: float = Field(7.0, gt=0)
+    factors: int = Field(64, ge=2, description="Latent factors of ALS/BPR (implicit)")
+    mf_iterations: int = Field(15, ge=1)
+    threads: int = Field(2, ge=1, description="Threads for implicit and BLAS while fitting")
+    knn_neighbours: int = Field(100, ge=1)
+    ease_l2: float = Field(500.0, gt=0)
+    ease_max_items: int = Field(20_000, ge=0, description="EASE (dense item×item) is skipped above this size")
+    sequential_dim: int = Field(64, ge=8, description="Width of the sequential (self-attention) model")
+    sequential_max_len: int = Field(20, ge=2, description="Most recent items the sequential model reads")
+    sequential_max_epochs: int = Field(40, ge=1)
+    sequential_max_seconds: float = Field(180.0, gt=0, description="Training time cap per run")
+    validation_users: int = Field(3000, ge=10, description="Users sampled for choosing the fusion weights")
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Time share held out for weight choice when repeats are allowed"
+    )
+    exclude_purchased: dict[str, bool] = Field(
+        default_factory=lambda: {"user": False, "session": True, "item": True, "complements": True},
+        description="Per surface: never return items the user (session, anchor item) already has",
+    )
+    max_per_category: int | None = Field(None, ge=1)
+    max_per_brand: int | None = Field(None, ge=1)
+    mmr_lambda: float = Field(1.0, ge=0, le=1, description="MMR relevance share: 1 = no diversification")
+    boost: dict[str, float] = Field(
+        default_factory=dict, description="item_id or 'category:PREFIX' → score multiplier (< 1 demotes)"
+    )
+    bury: list[str] = Field(default_factory=list, description="item_id or 'category:PREFIX' sent to the end")
+    pin: dict[str, int] = Field(default_factory=dict, description="item_id → 1-based position it is shown at")
+
+    @field_validator("exclude_purchased", mode="before")
+    @classmethod
+    def _surface_flags(cls, value: Any) -> Any:
+        """Workspaces written before per-surface flags hold one bool: it meant the user surface."""
+        if isinstance(value, bool):
+            return {"user": value, "session": True, "item": True, "complements": True}
+        return value
 
 
 class ServeSettings(_Section):
@@ -70,6 +135,7 @@ class Settings(BaseSettings):
 
     store_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in the workspace")
     pseudonymise_users: bool = Field(False, description="Store and look up users by a keyed hash of their id")
+    model_versions_kept: int = Field(3, ge=1, description="Builds kept for rollback")
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)  # type: ignore[arg-type]
     search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)  # type: ignore[arg-type]
@@ -95,3 +161,11 @@ class Settings(BaseSettings):
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.model_dump(exclude_none=True))
+
+    @classmethod
+    def template(cls) -> str:
+        """Every setting with its default, commented out: the file documents the defaults without freezing
+        them, so a workspace picks up improved defaults of later versions unless a key is set."""
+        lines = cls.model_construct().to_toml().splitlines()
+        body = "\n".join(f"# {line}" if line else "" for line in lines)
+        return f"# ShopFusion workspace settings. Uncomment a key to change it; env SHOPFUSION_<SECTION>__<KEY> wins.\n\n{body}\n"

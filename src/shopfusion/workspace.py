@@ -101,7 +101,7 @@ class Workspace:
         ws = cls(root.resolve())
         ws.root.mkdir(parents=True, exist_ok=True)
         if not ws.config_path.exists():
-            write_text_atomic(ws.config_path, (settings or Settings.model_construct()).to_toml())
+            write_text_atomic(ws.config_path, settings.to_toml() if settings else Settings.template())
         return ws
 
     @classmethod

@@ -41,3 +41,33 @@ def test_cold_item_is_reached_through_its_text() -> None:
     cold = scores[N_ITEMS:]
     assert cold.argmax() == 0  # of the items nobody has bought, the one whose text matches wins
     assert cold[0] > np.median(scores[:N_ITEMS])  # and it scores above the typical known item
+
+
+def test_sequential_source_reads_each_users_time_order() -> None:
+    import pandas as pd
+
+    from shopfusion.recommend.interactions import Interactions
+    from shopfusion.recommend.sequential import SequentialSource
+    from shopfusion.recommend.sources import History
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for user, sequence in enumerate(cycle_sequences(300, rng)):
+        for step, item in enumerate(sequence):
+            rows.append(
+                (f"u{user}", f"i{item:02d}", "purchase", pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=step))
+            )
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "type", "timestamp"]).sample(frac=1.0, random_state=0)
+    item_ids = np.array([f"i{i:02d}" for i in range(N_ITEMS)], dtype=object)
+    data = Interactions.from_events(events, item_ids)
+    first = data.user_index("u0")
+    assert first is not None
+    expected = [int(s[1:]) for s in events[events.user_id == "u0"].sort_values("timestamp").item_id]
+    assert data.sequences[first].tolist() == expected  # shuffled rows, time order restored
+    text = rng.normal(size=(N_ITEMS, 16)).astype(np.float32)
+    source = SequentialSource(text, small_config()).fit(data)
+    scores = source.scores(History.of_user(data, first))
+    assert scores.min() > 0 and abs(scores.sum() - 1.0) < 1e-4
+    assert scores.argmax() == (expected[-1] + 1) % N_ITEMS  # the item that comes next in the cycle
+    session = History.of_items([3, 4, 5])
+    assert source.scores(session).argmax() == 6 and source.because(session, np.array([6])).tolist() == [5]

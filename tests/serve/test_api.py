@@ -96,19 +96,60 @@ def test_validation_and_size_limits(client: TestClient, keys: dict[str, str]) ->
     assert client.get("/search", params={"q": "x", "k": 100000}, headers=read).status_code == 422
 
 
+def _wait_for_retrain(client: TestClient, admin: dict[str, str]) -> dict:  # type: ignore[type-arg]
+    import time
+
+    for _ in range(600):
+        state = client.get("/admin/models", headers=admin).json()
+        if not state["retrain"]["running"]:
+            return state  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError("retrain did not finish")
+
+
+def test_events_change_the_next_recommendation(client: TestClient, keys: dict[str, str]) -> None:
+    read, write = {"X-API-Key": keys["read"]}, {"X-API-Key": keys["write"]}
+
+    def top(user: str) -> list[str]:
+        return [r["item_id"] for r in client.get(f"/recommendations/user/{user}", headers=read).json()["results"]]
+
+    cold = top("shopper-42")
+    assert cold == top("someone-else")  # unknown users share the cold-start list
+    events = [
+        {"type": "purchase", "timestamp": "2024-04-01T10:00:00", "user_id": "shopper-42", "item_id": item}
+        for item in ("A8", "A9")
+    ]
+    assert client.post("/events", json={"events": events}, headers=write).status_code == 200
+    warm = top("shopper-42")  # no retrain in between
+    assert warm != cold
+    assert set(warm[:2]) & {"A7", "A10"}, warm  # the tea-and-home cluster, learned from other shoppers
+    reasons = client.get("/recommendations/user/shopper-42", headers=read).json()["results"][0]["reason"]
+    assert reasons != "popular right now"
+
+
 def test_events_are_stored_and_user_erased(client: TestClient, keys: dict[str, str], workspace: Path) -> None:
     from shopfusion.catalog.store import open_store
 
-    headers = {"X-API-Key": keys["write"]}
-    one = {"type": "view", "timestamp": "2024-04-01T10:00:00", "user_id": "new-user", "item_id": "A1"}
+    headers, admin = {"X-API-Key": keys["write"]}, {"X-API-Key": keys["admin"]}
+    one = {"type": "view", "timestamp": "2024-04-01T10:00:00", "user_id": "1", "item_id": "A1"}
     batch = {"events": [one, {**one, "type": "click"}]}
     assert client.post("/events", json=one, headers=headers).json() == {"accepted": 1}
     assert client.post("/events", json=batch, headers=headers).json() == {"accepted": 2}
     store = open_store(Workspace.open(workspace).store_url())
-    assert (store.events_frame()["user_id"] == "new-user").sum() == 3
-    erased = client.delete("/users/new-user", headers={"X-API-Key": keys["admin"]}).json()
-    assert erased == {"events_removed": 3}
-    assert (store.events_frame()["user_id"] == "new-user").sum() == 0
+    stored = int((store.events_frame()["user_id"] == "1").sum())
+    assert stored > 3  # their purchases from the build plus the three new events
+    cold = client.get("/recommendations/user/never-seen", headers={"X-API-Key": keys["read"]}).json()["results"]
+    erased = client.delete("/users/1", headers=admin).json()
+    assert erased == {"events_removed": stored, "retraining": True}
+    assert (store.events_frame()["user_id"] == "1").sum() == 0
+    after = client.get("/recommendations/user/1", headers={"X-API-Key": keys["read"]}).json()["results"]
+    assert [r["item_id"] for r in after] == [r["item_id"] for r in cold]  # served as a stranger at once
+    state = _wait_for_retrain(client, admin)
+    assert state["retrain"]["last_error"] is None and len(state["versions"]) == 2
+    rebuilt = Workspace.open(workspace)
+    from shopfusion.engine import Engine
+
+    assert Engine(rebuilt).recommend_service.interactions.user_index("1") is None  # gone from the models too
 
 
 def test_anonymous_read_for_the_storefront(workspace: Path, keys: dict[str, str]) -> None:
@@ -128,20 +169,15 @@ def test_health_metrics_and_openapi(client: TestClient, keys: dict[str, str]) ->
 
 
 def test_retrain_swaps_versions_and_rollback(client: TestClient, keys: dict[str, str], workspace: Path) -> None:
-    import time
 
     admin = {"X-API-Key": keys["admin"]}
     first = client.get("/admin/models", headers=admin).json()
     assert len(first["versions"]) == 1 and first["current"] == first["versions"][0]
     assert client.post("/admin/retrain", headers={"X-API-Key": keys["read"]}).status_code == 403
     assert client.post("/admin/retrain", headers=admin).status_code == 202
-    for _ in range(300):
-        state = client.get("/admin/models", headers=admin).json()
-        # the old version keeps answering while the new one builds: no downtime
-        assert client.get("/search", params={"q": "tea"}, headers=admin).status_code == 200
-        if not state["retrain"]["running"]:
-            break
-        time.sleep(0.1)
+    # the old version keeps answering while the new one builds: no downtime
+    assert client.get("/search", params={"q": "tea"}, headers=admin).status_code == 200
+    state = _wait_for_retrain(client, admin)
     assert state["retrain"]["last_error"] is None
     assert len(state["versions"]) == 2 and state["current"] == state["versions"][1]
     assert client.get("/health").json()["built_at"] != first["current"]

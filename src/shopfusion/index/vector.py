@@ -17,6 +17,10 @@ class VectorIndex(Protocol):
         """(positions, scores) of the k nearest rows by inner product, best first."""
         ...
 
+    def subset_scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Exact inner products with the rows at `positions` (a filtered subset of the catalogue)."""
+        ...
+
     def save(self, folder: Path) -> None: ...
 
 
@@ -29,6 +33,9 @@ class ExactIndex:
 
     def all_scores(self, query: np.ndarray) -> np.ndarray:
         return self.vectors @ query.astype(np.float32)
+
+    def subset_scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        return self.vectors[positions] @ query.astype(np.float32)
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = self.all_scores(query)
@@ -65,6 +72,12 @@ class HnswIndex:
         scores, positions = self.index.search(query.reshape(1, -1).astype(np.float32), k)
         keep = positions[0] >= 0
         return positions[0][keep].astype(np.int64), scores[0][keep]
+
+    def subset_scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        if len(positions) == 0:
+            return np.zeros(0, dtype=np.float32)
+        rows = self.index.reconstruct_batch(np.ascontiguousarray(positions, dtype=np.int64))
+        return np.asarray(rows @ query.astype(np.float32), dtype=np.float32)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from shopfusion.recommend.interactions import Interactions
+from shopfusion.recommend.sources import History
+
 
 @dataclass
 class SequentialConfig:
@@ -179,3 +182,38 @@ class SequentialRecommender:
                 rank = int((row > row[target]).sum())
                 total += 1.0 / math.log2(rank + 2) if rank < k else 0.0
         return total / max(1, len(pairs))
+
+
+class SequentialSource:
+    """The sequential model as a candidate source: a known user's own time-ordered items, or a session's
+    items in the order given; scores are next-item probabilities over the catalogue."""
+
+    name = "sequential"
+
+    def __init__(self, vectors: np.ndarray, config: SequentialConfig | None = None) -> None:
+        self.vectors = vectors
+        self.model = SequentialRecommender(config)
+        self.sequences_: list[np.ndarray] = []
+
+    def fit(self, data: Interactions) -> SequentialSource:
+        self.sequences_ = data.sequences
+        self.model.fit([s.tolist() for s in data.sequences], self.vectors)
+        return self
+
+    def _sequence(self, history: History) -> list[int]:
+        if 0 <= history.user < len(self.sequences_):
+            return self.sequences_[history.user].tolist()
+        return history.items.tolist()
+
+    def scores(self, history: History) -> np.ndarray:
+        sequence = self._sequence(history)
+        if not sequence:
+            return np.zeros(len(self.vectors), dtype=np.float32)
+        logits = self.model.scores([sequence])[0]
+        probabilities = np.exp(logits - logits.max())
+        return (probabilities / probabilities.sum()).astype(np.float32)
+
+    def because(self, history: History, positions: np.ndarray) -> np.ndarray:
+        """The most recent item: what the model continues from."""
+        sequence = self._sequence(history)
+        return np.full(len(positions), sequence[-1] if sequence else -1, dtype=np.int64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +12,36 @@ from shopfusion.encoders.base import TextEncoder
 from shopfusion.index.lexical import LexicalIndex
 from shopfusion.index.vector import ExactIndex, VectorIndex
 from shopfusion.settings import SearchSettings
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One retriever's candidates: catalogue positions best first, with that retriever's raw scores."""
+
+    positions: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def top(cls, scores: np.ndarray, n: int, mask: np.ndarray | None = None) -> Candidates:
+        """The n best finite scores (ties by position), optionally only where `mask` is true."""
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        n = min(n, len(scores))
+        if n <= 0:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.lexsort((top, -scores[top]))]
+        top = top[np.isfinite(scores[top])]
+        return cls(top.astype(np.int64), scores[top])
+
+    def normalised(self) -> np.ndarray:
+        """Scores min-max scaled over this list to [0, 1]: the best candidate 1, the last 0 (a single one 1)."""
+        if len(self.scores) == 0:
+            return self.scores
+        low, high = float(self.scores.min()), float(self.scores.max())
+        if high - low <= 1e-12:
+            return np.ones_like(self.scores)
+        return (self.scores - low) / (high - low)
 
 
 @dataclass(frozen=True)
@@ -22,17 +54,27 @@ class Hit:
     semantic_score: float
     lexical_rank: int | None
     semantic_rank: int | None
+    fused_rank: int
 
 
-def _top(scores: np.ndarray, k: int, mask: np.ndarray | None) -> np.ndarray:
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    k = min(k, len(scores))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return top[np.isfinite(scores[top])]
+def fuse(
+    lexical: Candidates, semantic: Candidates, settings: SearchSettings, method: str | None = None
+) -> dict[int, float]:
+    """Fused score of every candidate of either list.
+
+    rrf: Σ weight / (rrf_k + rank); blend: Σ weight × min-max-normalised score (absent from a list = 0).
+    """
+    method = method or settings.fusion
+    weighted = ((lexical, settings.lexical_weight), (semantic, settings.semantic_weight))
+    fused: dict[int, float] = {}
+    for cands, weight in weighted:
+        if method == "rrf":
+            values = weight / (settings.rrf_k + np.arange(1, len(cands.positions) + 1))
+        else:
+            values = weight * cands.normalised()
+        for position, value in zip(cands.positions.tolist(), values.tolist(), strict=True):
+            fused[position] = fused.get(position, 0.0) + value
+    return fused
 
 
 class HybridSearcher:
@@ -43,49 +85,65 @@ class HybridSearcher:
         self.vectors = vectors
         self.encoder = encoder
         self.settings = settings
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # the API serves searches from several threads
 
-    def _semantic(self, query: str, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        q = self.encoder.encode([query])[0]
-        if isinstance(self.vectors, ExactIndex):
-            scores = self.vectors.all_scores(q)
-            top = _top(scores, k, mask)
-            return top, scores[top]
-        positions, scores = self.vectors.search(q, k * 4 if mask is not None else k)
-        if mask is not None:
-            keep = mask[positions]
-            positions, scores = positions[keep][:k], scores[keep][:k]
-        return positions, scores
+    def query_vector(self, query: str) -> np.ndarray:
+        """The encoded query; recent ones come from memory (repeated queries are most traffic, and encoding is
+        most of a search's time)."""
+        with self._lock:
+            vector = self._query_vectors.get(query)
+            if vector is not None:
+                self._query_vectors.move_to_end(query)
+                return vector
+        vector = self.encoder.encode([query])[0]
+        with self._lock:
+            self._query_vectors[query] = vector
+            while len(self._query_vectors) > self.settings.query_vector_cache:
+                self._query_vectors.popitem(last=False)
+        return vector
 
-    def search(self, query: str, k: int = 10, mask: np.ndarray | None = None) -> list[Hit]:
+    def lexical_candidates(self, query: str, mask: np.ndarray | None = None) -> Candidates:
+        scores = self.lexical.scores(query)
+        return Candidates.top(np.where(scores > 0, scores, -np.inf), self.settings.candidates, mask)
+
+    def semantic_candidates(self, query: str, mask: np.ndarray | None = None) -> Candidates:
+        q = self.query_vector(query)
         n = self.settings.candidates
-        lexical_scores = self.lexical.scores(query)
-        lex_top = _top(np.where(lexical_scores > 0, lexical_scores, -np.inf), n, mask)
-        sem_top, sem_scores = self._semantic(query, n, mask)
-        lex_rank = {int(p): r for r, p in enumerate(lex_top, 1)}
-        sem_rank = {int(p): r for r, p in enumerate(sem_top, 1)}
-        sem_score = {int(p): float(s) for p, s in zip(sem_top, sem_scores, strict=True)}
-        s = self.settings
-        fused: dict[int, float] = {}
-        if s.fusion == "rrf":
-            for p in lex_rank.keys() | sem_rank.keys():
-                fused[p] = s.lexical_weight / (s.rrf_k + lex_rank.get(p, 10**9)) + s.semantic_weight / (
-                    s.rrf_k + sem_rank.get(p, 10**9)
-                )
-        else:
-            lex_max = float(lexical_scores[lex_top[0]]) if len(lex_top) else 1.0
-            for p in lex_rank.keys() | sem_rank.keys():
-                fused[p] = s.lexical_weight * float(lexical_scores[p]) / max(lex_max, 1e-9) + (
-                    s.semantic_weight * max(sem_score.get(p, 0.0), 0.0)
-                )
-        ranked = sorted(fused, key=lambda p: -fused[p])[:k]
+        if isinstance(self.vectors, ExactIndex):
+            return Candidates.top(self.vectors.all_scores(q), n, mask)
+        if mask is None:
+            return Candidates(*self.vectors.search(q, n))
+        allowed = np.flatnonzero(mask)
+        if len(allowed) <= self.settings.exact_vector_max_items:
+            # A filtered subset small enough for an exact scan: HNSW would miss a selective filter's items.
+            top = Candidates.top(self.vectors.subset_scores(q, allowed), n)
+            return Candidates(allowed[top.positions], top.scores)
+        positions, scores = self.vectors.search(q, n * 4)  # HNSW cannot filter inside the graph: widen
+        keep = mask[positions]
+        return Candidates(positions[keep][:n], scores[keep][:n])
+
+    def search(
+        self, query: str, k: int | None = 10, mask: np.ndarray | None = None, method: str | None = None
+    ) -> list[Hit]:
+        """The k best fused hits (None: every candidate); `method` overrides the configured fusion ('rrf' | 'blend')."""
+        lexical = self.lexical_candidates(query, mask)
+        semantic = self.semantic_candidates(query, mask)
+        fused = fuse(lexical, semantic, self.settings, method)
+        lex_rank = {p: r for r, p in enumerate(lexical.positions.tolist(), 1)}
+        lex_score = dict(zip(lexical.positions.tolist(), lexical.scores.tolist(), strict=True))
+        sem_rank = {p: r for r, p in enumerate(semantic.positions.tolist(), 1)}
+        sem_score = dict(zip(semantic.positions.tolist(), semantic.scores.tolist(), strict=True))
+        ranked = sorted(fused, key=lambda p: (-fused[p], p))[:k]
         return [
             Hit(
                 position=p,
                 score=fused[p],
-                lexical_score=float(lexical_scores[p]),
+                lexical_score=lex_score.get(p, 0.0),
                 semantic_score=sem_score.get(p, 0.0),
                 lexical_rank=lex_rank.get(p),
                 semantic_rank=sem_rank.get(p),
+                fused_rank=rank,
             )
-            for p in ranked
+            for rank, p in enumerate(ranked, 1)
         ]

@@ -58,6 +58,11 @@ class Accepted(BaseModel):
     accepted: int
 
 
+class ErasureOut(BaseModel):
+    events_removed: int
+    retraining: bool
+
+
 class ModelsOut(BaseModel):
     versions: list[str]
     current: str | None
@@ -179,17 +184,26 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
                 tx.upsert("events", [(uuid.uuid4().hex, e) for e in events])  # each post is a new occurrence
         finally:
             store.close()
+        recommender = live.engine.recommend_service
+        for event in events:
+            if event.user_id and event.item_id:
+                recommender.record(event.user_id, event.item_id, event.type.value)
         return Accepted(accepted=len(events))
 
     @app.delete("/users/{user_id}", dependencies=[admin])
-    def erase_user(user_id: str) -> dict[str, int]:
+    def erase_user(user_id: str) -> ErasureOut:
+        """Remove the user's events and profile from the store, stop serving from their history at once,
+        and rebuild the models in the background so that nothing learned from them remains."""
+        key = user_key(user_id)
         store = open_store(ws.store_url(settings))
         try:
             with store.transaction() as tx:
-                removed = tx.delete_user(user_key(user_id))
+                removed = tx.delete_user(key)
         finally:
             store.close()
-        return {"events_removed": removed}
+        live.engine.recommend_service.forget(key)
+        retraining = live.retrain() if removed else False
+        return ErasureOut(events_removed=removed, retraining=retraining or live.status.running)
 
     @app.get("/admin/models", dependencies=[admin])
     def list_models() -> ModelsOut:

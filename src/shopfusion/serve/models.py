@@ -26,6 +26,7 @@ class LiveEngine:
         self.engine = self._load()
         self.status = RetrainStatus(last_version=ws.current_version)
         self._lock = threading.Lock()
+        self._again = False
 
     def _load(self) -> Engine:
         engine = Engine(self.ws)
@@ -42,9 +43,11 @@ class LiveEngine:
         self.reload()
 
     def retrain(self) -> bool:
-        """Build a new version in a background thread; False if one is already running."""
+        """Build a new version in a background thread. If one is running already, another build follows it
+        (it may have read the store before the latest change) and False is returned."""
         with self._lock:
             if self.status.running:
+                self._again = True
                 return False
             self.status.running = True
         thread = threading.Thread(target=self._retrain, name="shopfusion-retrain", daemon=True)
@@ -52,11 +55,14 @@ class LiveEngine:
         return True
 
     def _retrain(self) -> None:
-        try:
-            build(self.ws)
-            self.status.last_version = self.reload()
-            self.status.last_error = None
-        except Exception as exc:  # a failed build leaves the served version untouched
-            self.status.last_error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.status.running = False
+        again = True
+        while again:
+            try:
+                build(self.ws)
+                self.status.last_version = self.reload()
+                self.status.last_error = None
+            except Exception as exc:  # a failed build leaves the served version untouched
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                again, self._again = self._again, False
+                self.status.running = again

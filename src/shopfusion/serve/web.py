@@ -57,9 +57,7 @@ def mount_web(app: FastAPI, live: LiveEngine, ws: Workspace, keys: KeyStore, tel
 
     def page(request: Request, template: str, session_id: str, **context: object) -> Response:
         viewed, recommended = for_you(session_id)
-        response = TEMPLATES.TemplateResponse(
-            request, template, {"viewed": viewed, "for_you": recommended, **context}
-        )
+        response = TEMPLATES.TemplateResponse(request, template, {"viewed": viewed, "for_you": recommended, **context})
         response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax")
         return response
 

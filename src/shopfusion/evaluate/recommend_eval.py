@@ -1,0 +1,215 @@
+"""`shopfusion eval recommend`: every candidate source alone, popularity and the default fused pipeline rank
+the whole catalogue for each test user known in training.
+
+Formats and metrics follow ../shared/data/README.md: items.csv (item_id,title[,...]); train/test interactions
+(user_id,item_id,timestamp[,event,order_id,quantity], .csv or .csv.gz, timestamp ISO or an integer order);
+Recall@k = hits / min(|test items|, k); nDCG@k with binary gain and an ideal of min(|test items|, k) hits;
+coverage = share of catalogue items in any top-k list; ild = mean pairwise (1 − cosine) of the item text
+embeddings within a list, averaged over lists. Everything is learnt from TRAIN only.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from shopfusion.catalog.snapshot import CatalogSnapshot
+from shopfusion.encoders.base import TextEncoder
+from shopfusion.evaluate.metrics import ndcg_at_k, recall_at_k
+from shopfusion.recommend.interactions import EVENT_WEIGHTS
+from shopfusion.recommend.service import RecommendService
+from shopfusion.recommend.sources import CandidateSource, History, candidates
+from shopfusion.settings import RecommendSettings
+from shopfusion.workspace import Workspace
+
+DEFAULT_METHOD = "fused"
+
+
+class EvalInputError(ValueError):
+    pass
+
+
+def load_items(path: Path) -> pd.DataFrame:
+    """A catalogue frame in the snapshot's columns; brand/category/available are used when present."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"item_id", "title"} <= set(frame.columns):
+        raise EvalInputError(f"{path}: needs item_id and title columns, has {list(frame.columns)}")
+    frame = frame[frame["item_id"].str.strip() != ""].drop_duplicates("item_id")
+
+    def column(name: str) -> pd.Series:
+        return frame[name] if name in frame.columns else pd.Series("", index=frame.index)
+
+    price = pd.to_numeric(column("price"), errors="coerce")
+    available = ~column("available").str.lower().isin({"false", "0", "no"})
+    return pd.DataFrame(
+        {
+            "item_id": frame["item_id"].str.strip(),
+            "title": frame["title"].str.strip(),
+            "brand": column("brand").replace("", None),
+            "category_path": column("category"),
+            "price": price,
+            "currency": None,
+            "image": None,
+            "available": available,
+            "attributes": "{}",
+            "created_at": None,
+        }
+    ).reset_index(drop=True)
+
+
+def load_interactions(path: Path) -> pd.DataFrame:
+    """user_id, item_id, type, timestamp (UTC), order_id; an integer timestamp counts as days since 0."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"user_id", "item_id", "timestamp"} - set(frame.columns)
+    if missing:
+        raise EvalInputError(f"{path}: missing columns {sorted(missing)}")
+    numeric = pd.to_numeric(frame["timestamp"], errors="coerce")
+    if numeric.notna().all():
+        timestamp = pd.to_datetime(numeric, unit="D", utc=True)
+    else:
+        timestamp = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="mixed")
+    if timestamp.isna().any():
+        raise EvalInputError(f"{path}: {int(timestamp.isna().sum())} timestamps are neither ISO nor integers")
+    event = frame["event"] if "event" in frame.columns else pd.Series("purchase", index=frame.index)
+    return pd.DataFrame(
+        {
+            "user_id": frame["user_id"].str.strip(),
+            "item_id": frame["item_id"].str.strip(),
+            "type": event.where(event.isin(list(EVENT_WEIGHTS)), "purchase"),
+            "timestamp": timestamp,
+            "order_id": frame["order_id"].replace("", None) if "order_id" in frame.columns else None,
+        }
+    )
+
+
+def _item_text(frame: pd.DataFrame) -> list[str]:
+    parts = frame[["title", "brand", "category_path"]].fillna("").astype(str)
+    return [". ".join(p for p in row if p) for row in parts.itertuples(index=False)]
+
+
+def _default_encoder(workspace: Path) -> TextEncoder:
+    from shopfusion.pipeline import make_encoder
+
+    ws = Workspace.init(workspace)
+    return make_encoder(ws, ws.settings)
+
+
+def intra_list_diversity(lists: list[np.ndarray], vectors: np.ndarray) -> float:
+    """Mean pairwise (1 − cosine) within each list of ≥ 2 items, averaged over those lists."""
+    values = []
+    for positions in lists:
+        if len(positions) < 2:
+            continue
+        v = vectors[positions]
+        sims = v @ v.T
+        n = len(positions)
+        values.append(float((n * n - sims.sum() + np.trace(sims) - n) / (n * (n - 1))))
+    return float(np.mean(values)) if values else 0.0
+
+
+def score_lists(
+    lists: dict[str, np.ndarray], targets: dict[str, set[str]], item_ids: np.ndarray, vectors: np.ndarray, k: int
+) -> dict[str, float]:
+    """The contract's metrics for one method's top-k lists (positions per user)."""
+    ndcg, recall = [], []
+    for user, positions in lists.items():
+        ranked = [str(item_ids[p]) for p in positions[:k]]
+        grades = dict.fromkeys(targets[user], 1.0)
+        ndcg.append(ndcg_at_k(ranked, grades, k, ideal_hits=min(len(grades), k)))
+        recall.append(recall_at_k(ranked, grades, k, cap_at_k=True))
+    shown = set().union(*(set(p[:k].tolist()) for p in lists.values())) if lists else set()
+    return {
+        f"recall@{k}": float(np.mean(recall)) if recall else 0.0,
+        f"ndcg@{k}": float(np.mean(ndcg)) if ndcg else 0.0,
+        "coverage": len(shown) / max(len(item_ids), 1),
+        "ild": intra_list_diversity([p[:k] for p in lists.values()], vectors),
+        "users": len(lists),
+    }
+
+
+def run_recommend_eval(
+    *,
+    items: Path,
+    train: Path,
+    test: Path,
+    json_out: Path,
+    k: int = 10,
+    exclude_seen: bool = False,
+    workspace: Path | None = None,
+    console: Console | None = None,
+    encoder: TextEncoder | None = None,
+    settings: RecommendSettings | None = None,
+) -> dict[str, object]:
+    """Fit on TRAIN, rank for every test user known in TRAIN with each method, print and write the report."""
+    console = console or Console()
+    started = time.perf_counter()
+    frame = load_items(items)
+    train_events, test_events = load_interactions(train), load_interactions(test)
+    with tempfile.TemporaryDirectory(prefix="shopfusion-receval-") as tmp:
+        root = workspace or Path(tmp)
+        encoder = encoder or _default_encoder(root)
+        vectors = encoder.encode(_item_text(frame))
+        # the workspace's [recommend] settings (sources, fusion, rules) apply, as they would at build
+        settings = settings or Workspace.init(root).settings.recommend
+    settings = settings.model_copy(
+        update={"exclude_purchased": {**settings.exclude_purchased, "user": exclude_seen}, "mmr_lambda": 1.0}
+    )
+    catalog = CatalogSnapshot(frame)
+    service = RecommendService.fit(catalog, train_events, vectors, settings, k=k)
+    data = service.interactions
+    targets = {
+        str(u): set(map(str, s))
+        for u, s in test_events.groupby("user_id")["item_id"]
+        if data.user_index(str(u)) is not None
+    }
+    histories = {u: History.of_user(data, int(data.user_index(u))) for u in sorted(targets)}  # type: ignore[arg-type]
+    item_ids = data.item_ids
+
+    def exclusion(history: History) -> np.ndarray:
+        return history.items if exclude_seen else np.zeros(0, dtype=np.int64)
+
+    def alone(source: CandidateSource) -> Callable[[History], np.ndarray]:
+        return lambda h: candidates(source, h, k, exclusion(h)).positions
+
+    methods = {name: alone(source) for name, source in service.sources.items()}
+    methods[DEFAULT_METHOD] = lambda h: np.asarray([f.position for f in service.rank(h, k, exclusion(h))])
+    report: dict[str, dict[str, float]] = {}
+    for name, method in methods.items():
+        lists = {u: method(h) for u, h in histories.items()}
+        report[name] = score_lists(lists, targets, item_ids, vectors, k)
+    result: dict[str, object] = {
+        "methods": report,
+        "default": DEFAULT_METHOD,
+        "weights": {n: w for n, w in service.weights.items() if w > 0},
+        "fusion": service.fusion.method,
+        "validation_ndcg": service.fusion.validation_ndcg,
+        "k": k,
+        "exclude_seen": exclude_seen,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=2))
+    _print(console, report, k, service, len(targets))
+    return result
+
+
+def _print(
+    console: Console, report: dict[str, dict[str, float]], k: int, service: RecommendService, users: int
+) -> None:
+    table = Table(title=f"recommendation, {users} test users known in train, k={k}")
+    for column in ("method", f"recall@{k}", f"ndcg@{k}", "coverage", "ild"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for name, m in sorted(report.items(), key=lambda kv: kv[1][f"ndcg@{k}"]):
+        label = f"{name} (default)" if name == DEFAULT_METHOD else name
+        table.add_row(label, *(f"{m[c]:.4f}" for c in (f"recall@{k}", f"ndcg@{k}", "coverage", "ild")))
+    console.print(table)
+    weights = ", ".join(f"{n}={w:g}" for n, w in service.weights.items() if w > 0)
+    console.print(f"default = {service.fusion.method} fusion of {weights} (chosen on a validation split of TRAIN)")

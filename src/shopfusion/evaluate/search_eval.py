@@ -1,0 +1,222 @@
+"""`shopfusion eval search`: every retrieval method ranks the whole catalogue for each judged query.
+
+Formats and metrics follow ../shared/data/README.md: products.csv (item_id,title[,...]), queries.tsv, qrels.tsv;
+nDCG@k with linear gain, Recall@100, MRR@k; queries without a positive grade are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from shopfusion.catalog.ingest import ColumnMapping, read_frames, resolve_mapping, row_to_fields
+from shopfusion.catalog.schema import Item
+from shopfusion.encoders.base import TextEncoder
+from shopfusion.evaluate.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from shopfusion.index.lexical import Bm25Index, weighted_tokens
+from shopfusion.index.vector import ExactIndex
+from shopfusion.pipeline import make_encoder
+from shopfusion.search.hybrid import Candidates, HybridSearcher, fuse
+from shopfusion.settings import SearchSettings, Settings
+from shopfusion.workspace import Workspace
+
+RECALL_DEPTH = 100
+Qrels = dict[str, dict[str, float]]
+
+
+class EvalInputError(ValueError):
+    pass
+
+
+def load_products(path: Path) -> tuple[list[Item], int]:
+    """Items from a products file (extra columns become attributes; a repeated item_id keeps its last row);
+    also the number of rows skipped as invalid."""
+    items: dict[str, Item] = {}
+    skipped = 0
+    mapping = None
+    for frame in read_frames(path):
+        mapping = mapping or resolve_mapping("items", ColumnMapping(), list(frame.columns))
+        if "item_id" not in mapping.columns or "title" not in mapping.columns:
+            raise EvalInputError(f"{path}: needs item_id and title columns, has {list(frame.columns)}")
+        for row in frame.to_dict("records"):
+            try:
+                item = Item(**row_to_fields(row, mapping))
+                items[item.item_id] = item
+            except ValidationError:
+                skipped += 1
+    return list(items.values()), skipped
+
+
+def _tsv_rows(path: Path, columns: int) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r and any(c.strip() for c in r)]
+    if rows and len(rows[0]) >= columns and rows[0][0].strip().lower() == "query_id":
+        rows = rows[1:]
+    bad = [i for i, r in enumerate(rows, 1) if len(r) < columns]
+    if bad:
+        raise EvalInputError(f"{path}: row {bad[0]} has fewer than {columns} tab-separated columns")
+    return rows
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    return {r[0].strip(): r[1].strip() for r in _tsv_rows(path, 2)}
+
+
+def load_qrels(path: Path) -> Qrels:
+    qrels: Qrels = {}
+    for r in _tsv_rows(path, 3):
+        try:
+            qrels.setdefault(r[0].strip(), {})[r[1].strip()] = float(r[2])
+        except ValueError as exc:
+            raise EvalInputError(f"{path}: grade {r[2]!r} is not a number") from exc
+    return qrels
+
+
+@dataclass
+class Scores:
+    """Metric sums of one method over the evaluated queries."""
+
+    ndcg: float = 0.0
+    recall: float = 0.0
+    mrr: float = 0.0
+    queries: int = 0
+
+    def add(self, ranked: list[str], grades: Mapping[str, float], k: int) -> None:
+        self.ndcg += ndcg_at_k(ranked, grades, k)
+        self.recall += recall_at_k(ranked, grades, RECALL_DEPTH)
+        self.mrr += mrr_at_k(ranked, grades, k)
+        self.queries += 1
+
+    def report(self, k: int) -> dict[str, float]:
+        n = max(self.queries, 1)
+        return {
+            f"ndcg@{k}": round(self.ndcg / n, 4),
+            f"recall@{RECALL_DEPTH}": round(self.recall / n, 4),
+            f"mrr@{k}": round(self.mrr / n, 4),
+            "queries": self.queries,
+        }
+
+
+Retrieved = tuple[Candidates, Candidates]
+Method = Callable[[Candidates, Candidates], list[int]]
+DEFAULT_METHOD = "shopfusion"
+WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def fusion_method(settings: SearchSettings, fusion: str | None = None) -> Method:
+    """Ranking by `fuse` with these settings (and `fusion` instead of the configured one, if given)."""
+
+    def rank(lex: Candidates, sem: Candidates) -> list[int]:
+        fused = fuse(lex, sem, settings, fusion)
+        return sorted(fused, key=lambda p: (-fused[p], p))[:RECALL_DEPTH]
+
+    return rank
+
+
+def score_method(method: Method, retrieved: Mapping[str, Retrieved], judged: Qrels, ids: list[str], k: int) -> Scores:
+    scores = Scores()
+    for qid, (lex, sem) in retrieved.items():
+        scores.add([ids[p] for p in method(lex, sem)], judged[qid], k)
+    return scores
+
+
+def learn_blend_weights(
+    retrieved: Mapping[str, Retrieved], judged: Qrels, ids: list[str], base: SearchSettings, k: int
+) -> SearchSettings:
+    """Blend weights (lexical w, semantic 1 − w) maximising nDCG@k on the given (train) queries only."""
+    best: tuple[float, SearchSettings] | None = None
+    for w in WEIGHT_GRID:
+        candidate = base.model_copy(update={"fusion": "blend", "lexical_weight": w, "semantic_weight": round(1 - w, 1)})
+        ndcg = score_method(fusion_method(candidate), retrieved, judged, ids, k).ndcg
+        if best is None or ndcg > best[0]:
+            best = (ndcg, candidate)
+    assert best is not None
+    return best[1]
+
+
+def build_searcher(items: list[Item], encoder: TextEncoder, settings: SearchSettings) -> HybridSearcher:
+    """Indexes over the whole catalogue; exact vectors so that dense ranking is exact, not approximate."""
+    lexical = Bm25Index.build([weighted_tokens(i, settings.field_weights) for i in items])
+    vectors = ExactIndex(encoder.encode([i.text() for i in items], show_progress=True))
+    return HybridSearcher(lexical, vectors, encoder, settings)
+
+
+def run_search_eval(
+    *,
+    products: Path,
+    queries: Path,
+    qrels: Path,
+    json_out: Path,
+    train_queries: Path | None = None,
+    train_qrels: Path | None = None,
+    k: int = 10,
+    workspace: Path | None = None,
+    console: Console | None = None,
+) -> dict[str, object]:
+    console = console or Console()
+    started = time.perf_counter()
+    items, skipped = load_products(products)
+    eval_queries, judged = load_queries(queries), load_qrels(qrels)
+    qids = [q for q in eval_queries if any(g > 0 for g in judged.get(q, {}).values())]
+    console.print(f"{len(items)} products ({skipped} invalid rows skipped), {len(qids)} judged queries")
+    with tempfile.TemporaryDirectory(prefix="shopfusion-eval-") as tmp:
+        ws = Workspace.init(workspace or Path(tmp))
+        settings = Settings.load(ws.root)
+        served = settings.search.model_copy(update={"candidates": max(settings.search.candidates, RECALL_DEPTH)})
+        encoder = make_encoder(ws, settings)
+        searcher = build_searcher(items, encoder, served)
+        ids = [i.item_id for i in items]
+
+        def retrieve(texts: Mapping[str, str]) -> dict[str, Retrieved]:
+            encoder.encode(list(texts.values()))  # one batch; the per-query lookups then hit the cache
+            return {q: (searcher.lexical_candidates(t), searcher.semantic_candidates(t)) for q, t in texts.items()}
+
+        default_settings, learned_from = served, "settings"
+        if train_queries is not None and train_qrels is not None:
+            train_texts, train_judged = load_queries(train_queries), load_qrels(train_qrels)
+            train_ids = {q: t for q, t in train_texts.items() if any(g > 0 for g in train_judged.get(q, {}).values())}
+            default_settings = learn_blend_weights(retrieve(train_ids), train_judged, ids, served, k)
+            learned_from = f"{len(train_ids)} train queries"
+        equal = served.model_copy(update={"lexical_weight": 1.0, "semantic_weight": 1.0})
+        methods: dict[str, Method] = {
+            "bm25": lambda lex, sem: lex.positions[:RECALL_DEPTH].tolist(),
+            "dense": lambda lex, sem: sem.positions[:RECALL_DEPTH].tolist(),
+            "hybrid": fusion_method(equal, "rrf"),
+            "blend": fusion_method(equal, "blend"),
+            DEFAULT_METHOD: fusion_method(default_settings),
+        }
+        evaluated = retrieve({q: eval_queries[q] for q in qids})
+        scores = {name: score_method(method, evaluated, judged, ids, k) for name, method in methods.items()}
+        encoder.cache.close()
+    default = DEFAULT_METHOD
+    report: dict[str, object] = {
+        "methods": {name: s.report(k) for name, s in scores.items()},
+        "default": default,
+        "default_pipeline": {
+            "fusion": default_settings.fusion,
+            "lexical_weight": default_settings.lexical_weight,
+            "semantic_weight": default_settings.semantic_weight,
+            "weights_from": learned_from,
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2))
+    table = Table(title=f"search evaluation: {len(qids)} queries, {len(items)} products")
+    for column in ("method", f"nDCG@{k}", f"Recall@{RECALL_DEPTH}", f"MRR@{k}", "queries"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for name, s in scores.items():
+        row = s.report(k)
+        label = f"{name} (default)" if name == default else name
+        table.add_row(label, *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)
+    return report

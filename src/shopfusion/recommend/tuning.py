@@ -1,0 +1,154 @@
+"""Choosing fusion weights from the training events only: hold out the most recent part of the events the
+same way the task is evaluated (each user's last item, or the last stretch of time), fit every source on the
+rest, and pick weights by coordinate ascent on nDCG of the held-out part."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from shopfusion.rank.fusion import FusionMethod, shares
+from shopfusion.recommend.interactions import Interactions
+from shopfusion.recommend.registry import fit_sources
+from shopfusion.recommend.sources import History, candidates
+from shopfusion.settings import RecommendSettings
+
+WEIGHT_GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0)  # the best single source starts at 1
+ROUNDS = 3
+
+
+def validation_split(
+    events: pd.DataFrame, *, leave_one_out: bool, fraction: float
+) -> tuple[pd.DataFrame, dict[str, set[str]]]:
+    """(events to fit on, user → held-out items). Leave-one-out holds back each user's last event (users with
+    at least two); otherwise everything in the last `fraction` of the time span is held back."""
+    ordered = events.sort_values("timestamp", kind="stable")
+    if leave_one_out:
+        last = ordered.groupby("user_id", sort=False).tail(1)
+        counts = ordered.groupby("user_id")["item_id"].transform("size")
+        held = last[counts.loc[last.index] > 1]
+        fit_on = ordered.drop(index=held.index)
+    else:
+        start, end = ordered["timestamp"].min(), ordered["timestamp"].max()
+        cutoff = start + (end - start) * (1 - fraction)
+        fit_on, held = ordered[ordered["timestamp"] < cutoff], ordered[ordered["timestamp"] >= cutoff]
+    targets = held.groupby("user_id")["item_id"].agg(lambda s: set(map(str, s)))
+    return fit_on, {str(u): items for u, items in targets.items()}
+
+
+def ndcg_rows(ranked: np.ndarray, targets: sp.csr_matrix, sizes: np.ndarray, k: int) -> np.ndarray:
+    """Binary-gain nDCG@k per row of `ranked` (rows × k positions, -1 padding); the ideal comes from
+    min(sizes, k) hits, `sizes` counting every target item, also those outside the catalogue."""
+    discount = 1.0 / np.log2(np.arange(k) + 2)
+    rows = np.repeat(np.arange(ranked.shape[0]), ranked.shape[1])
+    cols = ranked.ravel()
+    hits = np.zeros(len(cols), dtype=np.float64)
+    valid = cols >= 0
+    hits[valid] = np.asarray(targets[rows[valid], cols[valid]]).ravel()
+    dcg = (hits.reshape(ranked.shape) * discount[: ranked.shape[1]]).sum(axis=1)
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(sizes, k)]
+    return np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0)
+
+
+def _top_rows(scores: sp.csr_matrix, k: int) -> np.ndarray:
+    out = np.full((scores.shape[0], k), -1, dtype=np.int64)
+    for r in range(scores.shape[0]):
+        start, end = scores.indptr[r], scores.indptr[r + 1]
+        data, idx = scores.data[start:end], scores.indices[start:end]
+        order = np.lexsort((idx, -data))[:k]
+        out[r, : len(order)] = idx[order]
+    return out
+
+
+@dataclass(frozen=True)
+class FusionChoice:
+    method: FusionMethod
+    weights: dict[str, float]
+    validation_ndcg: float | None  # nDCG@k on the held-out part of the training events (None: not validated)
+
+
+def choose_fusion(
+    events: pd.DataFrame,
+    item_ids: np.ndarray,
+    vectors: np.ndarray,
+    settings: RecommendSettings,
+    *,
+    leave_one_out: bool,
+    k: int = 20,
+    seed: int = 0,
+) -> FusionChoice:
+    """Fusion method (the configured one, or with 'auto' the better of weighted and rrf) and weights per
+    source that maximise held-out nDCG@k; equal weights when there is too little data to validate on."""
+    methods: tuple[FusionMethod, ...] = ("weighted", "rrf") if settings.fusion == "auto" else (settings.fusion,)
+    fit_on, held = validation_split(events, leave_one_out=leave_one_out, fraction=settings.validation_fraction)
+    data = Interactions.from_events(fit_on, item_ids)
+    sources = fit_sources(data, vectors, settings)
+    users = [u for u in held if data.user_index(u) is not None]
+    if not sources or len(users) < 10:
+        return FusionChoice(methods[0], dict.fromkeys(sources, 1.0), None)
+    rng = np.random.default_rng(seed)
+    users = sorted(rng.choice(users, size=min(len(users), settings.validation_users), replace=False).tolist())
+    histories = [History.of_user(data, int(data.user_index(u))) for u in users]  # type: ignore[arg-type]
+    positions = pd.Index(item_ids.astype(str))
+    target_rows = [positions.get_indexer(list(held[u])) for u in users]
+    known = [t[t >= 0] for t in target_rows]
+    targets = _row_matrix(known, [np.ones(len(t)) for t in known], len(item_ids))
+    sizes = np.array([len(held[u]) for u in users])
+    pool = max(settings.pool, k)
+    lists = {
+        name: [candidates(source, h, pool, h.items if leave_one_out else None) for h in histories]
+        for name, source in sources.items()
+    }
+    choices = []
+    for method in methods:
+        matrices = {
+            name: _row_matrix(
+                [c.positions for c in cands], [shares(c.scores, method, settings.rrf_k) for c in cands], len(item_ids)
+            )
+            for name, cands in lists.items()
+        }
+        weights, value = _coordinate_ascent(matrices, targets, sizes, k)
+        choices.append(FusionChoice(method, weights, value))
+    return max(choices, key=lambda c: c.validation_ndcg or 0.0)
+
+
+def _coordinate_ascent(
+    matrices: dict[str, sp.csr_matrix], targets: sp.csr_matrix, sizes: np.ndarray, k: int
+) -> tuple[dict[str, float], float]:
+    """Start from the best source alone at weight 1, then move one weight at a time over the grid while
+    held-out nDCG@k improves."""
+
+    def score(weights: dict[str, float]) -> float:
+        fused = sum((w * matrices[n] for n, w in weights.items() if w > 0), sp.csr_matrix(targets.shape))
+        return float(np.mean(ndcg_rows(_top_rows(sp.csr_matrix(fused), k), targets, sizes, k)))
+
+    alone = {name: score({name: 1.0}) for name in matrices}
+    weights = dict.fromkeys(matrices, 0.0)
+    weights[max(alone, key=lambda n: alone[n])] = 1.0
+    best = max(alone.values())
+    for _ in range(ROUNDS):
+        improved = False
+        for name in matrices:
+            for w in WEIGHT_GRID:
+                trial = {**weights, name: w}
+                if math.isclose(w, weights[name]) or not any(v > 0 for v in trial.values()):
+                    continue
+                value = score(trial)
+                if value > best + 1e-4:
+                    best, weights, improved = value, trial, True
+        if not improved:
+            break
+    return weights, best
+
+
+def _row_matrix(cols: list[np.ndarray], values: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in cols])])
+    data = np.concatenate(values) if values else np.zeros(0)
+    indices = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    matrix = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(len(cols), n_items))
+    matrix.sum_duplicates()
+    return matrix

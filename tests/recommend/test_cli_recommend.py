@@ -1,0 +1,33 @@
+"""`shopfusion recommend` surfaces and bad input on a built workspace (the shared generated one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shopfusion.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_recommend_surfaces_and_bad_input(built_workspace: Path) -> None:
+    ws = str(built_workspace)
+
+    def results(*args: str) -> list[dict[str, object]]:
+        result = runner.invoke(app, ["recommend", *args, "-w", ws, "--json"])
+        assert result.exit_code == 0, result.output
+        return list(json.loads(result.output)["results"])
+
+    together = results("--item", "A8", "--complements", "--k", "3")
+    assert together and "A8" not in {r["item_id"] for r in together}
+    assert all(r["reason"] and r["signals"]["contributions"] for r in together)  # type: ignore[index]
+    stranger = results("--user", "never-seen", "--category", "Home", "--k", "3")
+    assert stranger and all(str(r["category"]).startswith("Home") for r in stranger)
+    assert len(results("--session", "A1,unknown-item", "--k", "4")) == 4
+    for bad in (["--item", "NOPE"], ["--user", "1", "--complements"], ["--user", "1", "--item", "A1"]):
+        assert runner.invoke(app, ["recommend", *bad, "-w", ws]).exit_code == 2
+    assert runner.invoke(app, ["recommend", "--user", "1", "--k", "0", "-w", ws]).exit_code != 0
