@@ -184,3 +184,33 @@ def test_retrain_swaps_versions_and_rollback(client: TestClient, keys: dict[str,
     rolled = client.post(f"/admin/models/{first['current']}/activate", headers=admin).json()
     assert rolled["current"] == first["current"] and Workspace.open(workspace).current_version == first["current"]
     assert client.post("/admin/models/v0/activate", headers=admin).status_code == 404
+
+
+def test_search_filters_facets_sort_and_pages(client: TestClient, keys: dict[str, str]) -> None:
+    read = {"X-API-Key": keys["read"]}
+    socks = client.get(
+        "/search", params={"q": "socks", "filter": "category:Clothing", "sort": "price_asc"}, headers=read
+    )
+    body = socks.json()
+    assert [r["item_id"] for r in body["results"]] == ["A5", "A4"] and body["total"] == 2
+    assert body["facets"]["brand"] == {"Trail": 1, "Swift": 1} and body["sort"] == "price_asc"
+    both = client.get(
+        "/search", params=[("q", "shoes"), ("filter", "brand:swift"), ("filter", "brand:trail")], headers=read
+    )
+    assert {r["item_id"] for r in both.json()["results"]} >= {"A1", "A2", "A3"}
+    second = client.get("/search", params={"q": "shoes", "k": 1, "page": 2, "facets": ""}, headers=read).json()
+    assert second["page"] == 2 and len(second["results"]) == 1 and second["facets"] == {}
+    posted = client.post(
+        "/search",
+        json={"q": "shoes", "filters": {"price": "60..", "brand": ["swift"]}, "user_id": "1", "session_id": "s"},
+        headers=read,
+    )
+    assert [r["item_id"] for r in posted.json()["results"]] == ["A2"]
+    unknown = client.get("/search", params={"q": "shoes", "filter": "colour:red"}, headers=read)
+    assert unknown.status_code == 422 and "unknown filter field 'colour'" in unknown.text
+    malformed = client.get("/search", params={"q": "shoes", "filter": "brand"}, headers=read)
+    assert malformed.status_code == 422 and "FIELD:VALUE" in malformed.text
+    assert client.get("/search", params={"q": "shoes", "filter": "price:9..1"}, headers=read).status_code == 422
+    assert client.get("/search", params={"q": "shoes", "sort": "cheapest"}, headers=read).status_code == 422
+    extra = client.post("/search", json={"q": "shoes", "limit": 3}, headers=read)
+    assert extra.status_code == 422 and extra.json()["detail"][0]["loc"] == ["body", "limit"]

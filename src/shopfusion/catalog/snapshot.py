@@ -38,6 +38,13 @@ class CatalogSnapshot:
             )
         )
 
+    def with_item(self, item: Item) -> CatalogSnapshot:
+        """A copy with `item` written: its row replaced where the id is known (positions stay), else appended."""
+        row = CatalogSnapshot.from_items([item]).frame
+        position = self.position(item.item_id)
+        parts = [self.frame, row] if position is None else [self.frame[:position], row, self.frame[position + 1 :]]
+        return CatalogSnapshot(pd.concat(parts, ignore_index=True))
+
     def __len__(self) -> int:
         return len(self.frame)
 

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from shopfusion.catalog.schema import Event, EventType, Item, Record
+from shopfusion.catalog.schema import Event, EventType, Item, Record, User
 
 metadata = sa.MetaData()
 
@@ -115,6 +115,8 @@ class StoreWriter(Protocol):
 
     def delete_user(self, user_id: str) -> int: ...
 
+    def delete_item(self, item_id: str) -> bool: ...
+
 
 class Store(Protocol):
     """What later stages need from the catalogue and event store."""
@@ -128,6 +130,10 @@ class Store(Protocol):
     def get_items(self, item_ids: Sequence[str]) -> dict[str, Item]: ...
 
     def events_frame(self, types: Sequence[EventType] | None = None) -> pd.DataFrame: ...
+
+    def get_user(self, user_id: str) -> User | None: ...
+
+    def count_user_events(self, user_id: str) -> int: ...
 
     def counts(self) -> dict[str, int]: ...
 
@@ -175,6 +181,10 @@ class _SqlWriter:
         self.conn.execute(users_table.delete().where(users_table.c.user_id == user_id))
         return int(removed or 0)
 
+    def delete_item(self, item_id: str) -> bool:
+        """The item leaves the catalogue; its events stay (history) and the next build ignores them."""
+        return bool(self.conn.execute(items_table.delete().where(items_table.c.item_id == item_id)).rowcount)
+
 
 class SqlStore:
     """SQLAlchemy-backed store; every write happens inside one transaction."""
@@ -213,6 +223,16 @@ class SqlStore:
             frame = pd.DataFrame(conn.execute(query).all(), columns=EVENT_COLUMNS)
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
         return frame
+
+    def get_user(self, user_id: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(users_table).where(users_table.c.user_id == user_id)).mappings().first()
+        return None if row is None else User(user_id=row["user_id"], attributes=row["attributes"])
+
+    def count_user_events(self, user_id: str) -> int:
+        query = sa.select(sa.func.count()).select_from(events_table).where(events_table.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

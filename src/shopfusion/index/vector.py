@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +22,9 @@ class VectorIndex(Protocol):
         """Exact inner products with the rows at `positions` (a filtered subset of the catalogue)."""
         ...
 
-    def save(self, folder: Path) -> None: ...
+    def all_scores(self, query: np.ndarray) -> np.ndarray | None:
+        """Every row's inner product, or None where the index does not scan exhaustively (HNSW)."""
+        ...
 
 
 class ExactIndex:
@@ -30,6 +33,7 @@ class ExactIndex:
     def __init__(self, vectors: np.ndarray) -> None:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.size = len(vectors)
+        self.dim = self.vectors.shape[1]
 
     def all_scores(self, query: np.ndarray) -> np.ndarray:
         return self.vectors @ query.astype(np.float32)
@@ -59,6 +63,10 @@ class HnswIndex:
         self.index = index
         self.index.hnsw.efSearch = ef_search
         self.size = int(index.ntotal)
+        self.dim = int(index.d)
+
+    def all_scores(self, query: np.ndarray) -> None:
+        return None
 
     @classmethod
     def build(cls, vectors: np.ndarray, *, m: int = 32, ef_construction: int = 80) -> HnswIndex:
@@ -85,13 +93,57 @@ class HnswIndex:
         (folder / "meta.json").write_text(json.dumps({"kind": self.kind}))
 
 
-def build_vector_index(vectors: np.ndarray, exact_max_items: int) -> VectorIndex:
+BuiltVectorIndex = ExactIndex | HnswIndex
+
+
+def build_vector_index(vectors: np.ndarray, exact_max_items: int) -> BuiltVectorIndex:
     if len(vectors) <= exact_max_items:
         return ExactIndex(vectors)
     return HnswIndex.build(vectors)
 
 
-def load_vector_index(folder: Path) -> VectorIndex:
+class LiveVectorIndex:
+    """A built vector index plus vectors written since (until the next build merges them): a written vector
+    replaces the built one at its position, or takes a new position after the built ones. Positions past
+    the built ones without a written vector (deleted since) never score. Immutable, like LiveLexicalIndex."""
+
+    def __init__(self, built: BuiltVectorIndex, size: int, written: Mapping[int, np.ndarray]) -> None:
+        self.built = built
+        self.size = size
+        self.positions = np.fromiter(written, dtype=np.int64, count=len(written))
+        self.vectors = np.array([written[int(p)] for p in self.positions], dtype=np.float32).reshape(-1, built.dim)
+        self._order = np.argsort(self.positions)
+        self._sorted = self.positions[self._order]
+
+    def all_scores(self, query: np.ndarray) -> np.ndarray | None:
+        built = self.built.all_scores(query)
+        if built is None:
+            return None
+        out = np.full(self.size, -np.inf, dtype=np.float32)
+        out[: self.built.size] = built
+        out[self.positions] = self.vectors @ query.astype(np.float32)
+        return out
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        built, built_scores = self.built.search(query, k + len(self.positions))  # written ones may be among them
+        keep = ~np.isin(built, self.positions)
+        positions = np.concatenate([built[keep], self.positions])
+        scores = np.concatenate([built_scores[keep], self.vectors @ query.astype(np.float32)])
+        order = np.argsort(-scores, kind="stable")[:k]
+        return positions[order], scores[order]
+
+    def subset_scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        out = np.full(len(positions), -np.inf, dtype=np.float32)
+        in_built = positions < self.built.size
+        out[in_built] = self.built.subset_scores(query, positions[in_built])
+        if len(self.positions):
+            row = np.searchsorted(self._sorted, positions).clip(max=len(self._sorted) - 1)
+            written = self._sorted[row] == positions
+            out[written] = self.vectors[self._order[row[written]]] @ query.astype(np.float32)
+        return out
+
+
+def load_vector_index(folder: Path) -> BuiltVectorIndex:
     kind = json.loads((folder / "meta.json").read_text())["kind"]
     if kind == "exact":
         return ExactIndex(np.load(folder / "vectors.npy"))

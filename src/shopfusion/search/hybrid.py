@@ -10,7 +10,7 @@ import numpy as np
 
 from shopfusion.encoders.base import TextEncoder
 from shopfusion.index.lexical import LexicalIndex
-from shopfusion.index.vector import ExactIndex, VectorIndex
+from shopfusion.index.vector import VectorIndex
 from shopfusion.settings import SearchSettings
 
 
@@ -107,11 +107,21 @@ class HybridSearcher:
         scores = self.lexical.scores(query)
         return Candidates.top(np.where(scores > 0, scores, -np.inf), self.settings.candidates, mask)
 
+    def with_indexes(self, lexical: LexicalIndex, vectors: VectorIndex) -> HybridSearcher:
+        """The same searcher over other indexes (the built ones plus item writes), sharing the query vectors."""
+        other = HybridSearcher(lexical, vectors, self.encoder, self.settings)
+        other._query_vectors, other._lock = self._query_vectors, self._lock
+        return other
+
     def semantic_candidates(self, query: str, mask: np.ndarray | None = None) -> Candidates:
-        q = self.query_vector(query)
+        return self.nearest(self.query_vector(query), mask)
+
+    def nearest(self, q: np.ndarray, mask: np.ndarray | None = None) -> Candidates:
+        """The `candidates` rows nearest to vector q (only where `mask` is true)."""
         n = self.settings.candidates
-        if isinstance(self.vectors, ExactIndex):
-            return Candidates.top(self.vectors.all_scores(q), n, mask)
+        scores = self.vectors.all_scores(q)
+        if scores is not None:
+            return Candidates.top(scores, n, mask)
         if mask is None:
             return Candidates(*self.vectors.search(q, n))
         allowed = np.flatnonzero(mask)

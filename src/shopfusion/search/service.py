@@ -7,7 +7,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -18,9 +18,9 @@ import pandas as pd
 from shopfusion.catalog.schema import Item
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.encoders.base import TextEncoder
-from shopfusion.index.lexical import Bm25Index, weighted_tokens
+from shopfusion.index.lexical import Bm25Index, LiveLexicalIndex, weighted_tokens
 from shopfusion.index.synonyms import Synonyms
-from shopfusion.index.vector import build_vector_index, load_vector_index
+from shopfusion.index.vector import BuiltVectorIndex, LiveVectorIndex, build_vector_index, load_vector_index
 from shopfusion.results import ResultItem
 from shopfusion.search.hybrid import Hit, HybridSearcher
 from shopfusion.settings import SearchSettings
@@ -127,11 +127,31 @@ def _values(value: str | Sequence[str]) -> list[str]:
     return [p.strip().lower() for p in parts if p.strip()]
 
 
+@dataclass(frozen=True)
+class ItemWrites:
+    """Items written or deleted since the build, over the built indexes, until the next build merges them:
+    the tokens and vector of each written catalogue position, and the deleted positions."""
+
+    lexical: Bm25Index
+    vectors: BuiltVectorIndex
+    documents: Mapping[int, list[str]] = field(default_factory=dict)
+    embeddings: Mapping[int, np.ndarray] = field(default_factory=dict)
+    deleted: frozenset[int] = frozenset()
+
+
 class SearchService:
-    def __init__(self, searcher: HybridSearcher, catalog: CatalogSnapshot, popularity: np.ndarray) -> None:
+    def __init__(
+        self,
+        searcher: HybridSearcher,
+        catalog: CatalogSnapshot,
+        popularity: np.ndarray,
+        writes: ItemWrites | None = None,
+    ) -> None:
+        """`writes`: the built indexes with the item writes since, needed by `with_item`/`without_item`."""
         self.searcher = searcher
         self.catalog = catalog
         self.popularity = popularity
+        self.writes = writes
 
     @classmethod
     def load(
@@ -139,12 +159,83 @@ class SearchService:
     ) -> SearchService:
         """`root` resolves a relative synonyms path (the workspace folder)."""
         synonyms = Synonyms.load(root / settings.synonyms_path if settings.synonyms_path else None)
-        searcher = HybridSearcher(
-            Bm25Index.load(folder / "lexical", synonyms), load_vector_index(folder / "vectors"), encoder, settings
-        )
+        lexical, vectors = Bm25Index.load(folder / "lexical", synonyms), load_vector_index(folder / "vectors")
+        searcher = HybridSearcher(lexical, vectors, encoder, settings)
         popularity_file = folder / POPULARITY_FILE
         popularity = np.load(popularity_file) if popularity_file.exists() else np.zeros(len(catalog), np.float32)
-        return cls(searcher, catalog, popularity)
+        return cls(searcher, catalog, popularity, ItemWrites(lexical, vectors))
+
+    # ---- item writes without a rebuild -----------------------------------------------------------------------
+
+    def _writes(self) -> ItemWrites:
+        if self.writes is None:
+            raise TypeError("item writes need a SearchService loaded from built indexes (SearchService.load)")
+        return self.writes
+
+    def live_position(self, item_id: str) -> int | None:
+        """The item's catalogue position, None if it is unknown or deleted since the build."""
+        position = self.catalog.position(item_id)
+        if position is None or (self.writes is not None and position in self.writes.deleted):
+            return None
+        return position
+
+    def with_item(self, item: Item, vector: np.ndarray) -> SearchService:
+        """A copy that answers with `item` as written (new, or replacing the built one): searchable by keywords
+        and meaning, filterable and faceted from the next query. `vector`: the item's text embedding."""
+        writes = self._writes()
+        catalog = self.catalog.with_item(item)
+        position = catalog.positions.get_loc(item.item_id)
+        tokens = weighted_tokens(item, self.searcher.settings.field_weights)
+        return self._written(
+            catalog,
+            replace(
+                writes,
+                documents={**writes.documents, position: tokens},
+                embeddings={**writes.embeddings, position: vector},
+                deleted=writes.deleted - {position},
+            ),
+        )
+
+    def without_item(self, item_id: str) -> SearchService:
+        """A copy that never returns `item_id` (itself if it is unknown or deleted already)."""
+        position = self.live_position(item_id)
+        if position is None:
+            return self
+        writes = self._writes()
+        documents = {p: d for p, d in writes.documents.items() if p != position}
+        embeddings = {p: v for p, v in writes.embeddings.items() if p != position}
+        deleted = writes.deleted | {position}
+        return self._written(self.catalog, replace(writes, documents=documents, embeddings=embeddings, deleted=deleted))
+
+    def _written(self, catalog: CatalogSnapshot, writes: ItemWrites) -> SearchService:
+        lexical = LiveLexicalIndex(writes.lexical, len(catalog), writes.documents)
+        vectors = LiveVectorIndex(writes.vectors, len(catalog), writes.embeddings)
+        popularity = np.pad(self.popularity, (0, len(catalog) - len(self.popularity)))
+        return SearchService(self.searcher.with_indexes(lexical, vectors), catalog, popularity, writes)
+
+    def _live(self, mask: np.ndarray | None) -> np.ndarray | None:
+        """`mask` without the items deleted since the build."""
+        if self.writes is None or not self.writes.deleted:
+            return mask
+        live = np.ones(len(self.catalog), dtype=bool) if mask is None else mask.copy()
+        live[list(self.writes.deleted)] = False
+        return live
+
+    def similar_to_written(self, item_id: str, k: int) -> list[ResultItem]:
+        """Items nearest in text to one written since the build (which no recommendation model knows yet);
+        raises KeyError for any other item."""
+        position = self.live_position(item_id)
+        vector = self._writes().embeddings.get(position) if position is not None else None
+        if position is None or vector is None:
+            raise KeyError(f"{item_id!r} was not written since the build")
+        mask = np.ones(len(self.catalog), dtype=bool)
+        mask[[*self._writes().deleted, position]] = False
+        nearest = self.searcher.nearest(vector, mask)
+        reason = f"similar to “{self.catalog.title(position)}”"
+        return [
+            self.catalog.result(p, round(s, 6), reason, {"surface": "item", "content_score": round(s, 4)})
+            for p, s in zip(nearest.positions[:k].tolist(), nearest.scores[:k].tolist(), strict=True)
+        ]
 
     @cached_property
     def _columns(self) -> _Columns:
@@ -258,7 +349,7 @@ class SearchService:
             raise SearchError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
         if k < 1 or page < 1:
             raise SearchError("k and page must be at least 1")
-        hits = self._order(self.searcher.search(text, None, self.mask(filters or {})), sort)
+        hits = self._order(self.searcher.search(text, None, self._live(self.mask(filters or {}))), sort)
         start = (page - 1) * k
         positions = np.array([h.position for h in hits], dtype=np.int64)
         return SearchResponse(

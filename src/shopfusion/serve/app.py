@@ -1,23 +1,25 @@
-"""The HTTP API (FastAPI): search, recommendations, events, user erasure, health and Prometheus metrics."""
+"""The HTTP API (FastAPI): search, recommendations, events, items and users, user erasure, health and
+Prometheus metrics."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shopfusion.catalog.privacy import user_key_function
-from shopfusion.catalog.schema import Event
+from shopfusion.catalog.schema import AttributeValue, Event, Item, User
 from shopfusion.catalog.store import open_store
 from shopfusion.results import ResultItem
+from shopfusion.search.service import DEFAULT_FACETS, SearchError, Sort
 from shopfusion.serve.auth import KEYS_FILE, KeyStore, RateLimiter, Scope
 from shopfusion.serve.limits import BodySizeLimit
 from shopfusion.serve.models import LiveEngine, RetrainStatus
@@ -40,9 +42,35 @@ class ResultsOut(BaseModel):
     results: list[ResultOut]
 
 
+class SearchOut(ResultsOut):
+    query: str
+    total: int = Field(description="Items matched (all pages)")
+    page: int
+    per_page: int
+    sort: str
+    facets: dict[str, dict[str, int]] = Field(description="Value counts over all matched items, per facet")
+
+
+PERSONALISATION_NOTE = "Accepted for personalisation; not used for ranking yet."
+PersonalisationField = Annotated[str | None, Field(min_length=1, max_length=256, description=PERSONALISATION_NOTE)]
+PersonalisationQuery = Annotated[str | None, Query(min_length=1, max_length=256, description=PERSONALISATION_NOTE)]
+
+
 class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     q: str = Field(min_length=1, max_length=500)
-    k: int = Field(10, ge=1, le=200)
+    k: int = Field(10, ge=1, le=200, description="Results per page")
+    page: int = Field(1, ge=1, le=1000)
+    sort: Sort = "relevance"
+    filters: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="Field → value or alternatives: category (path prefix), brand, price ('MIN..MAX'), "
+        "in_stock, or any item attribute",
+    )
+    facets: list[str] = Field(default_factory=lambda: list(DEFAULT_FACETS), max_length=20)
+    user_id: PersonalisationField = None
+    session_id: PersonalisationField = None
 
 
 class SessionIn(BaseModel):
@@ -69,6 +97,23 @@ class ModelsOut(BaseModel):
     retrain: RetrainStatus
 
 
+class ItemWritten(BaseModel):
+    item_id: str
+    created: bool
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attributes: dict[str, AttributeValue] = Field(description="Profile attributes, replacing the stored ones")
+
+
+class UserOut(BaseModel):
+    user_id: str
+    attributes: dict[str, AttributeValue]
+    events: int = Field(description="Events stored for the user")
+
+
 class Health(BaseModel):
     status: str
     items: int
@@ -80,6 +125,17 @@ KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An AP
 
 def _out(results: list[ResultItem]) -> ResultsOut:
     return ResultsOut(results=[ResultOut(**asdict(r)) for r in results])
+
+
+def _filters(raw: list[str]) -> dict[str, list[str]]:
+    """Repeated `filter=FIELD:VALUE` parameters; a field given several times matches any of its values."""
+    filters: dict[str, list[str]] = {}
+    for text in raw:
+        name, sep, value = text.partition(":")
+        if not sep or not name.strip():
+            raise HTTPException(422, f"filter {text!r}: expected FIELD:VALUE, e.g. category:Home or price:10..50")
+        filters.setdefault(name.strip(), []).append(value)
+    return filters
 
 
 def limit_native_threads() -> None:
@@ -138,37 +194,65 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
 
     @app.get("/health")
     def health() -> Health:
-        manifest = live.engine.manifest
-        return Health(status="ok", items=len(live.engine.catalog), built_at=str(manifest.get("built_at")))
+        served = live.served
+        return Health(status="ok", items=served.item_count, built_at=str(served.engine.manifest.get("built_at")))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    def search(
+        q: str, k: int, page: int, sort: str, filters: Mapping[str, str | Sequence[str]], facets: Sequence[str]
+    ) -> SearchOut:
+        try:
+            response = live.served.search_service.search(q, k, filters=filters, sort=sort, page=page, facets=facets)
+        except SearchError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return SearchOut(**response.as_dict())
+
     @app.get("/search", dependencies=[read])
     def search_get(
-        q: Annotated[str, Query(min_length=1, max_length=500)], k: Annotated[int, Query(ge=1, le=200)] = 10
-    ) -> ResultsOut:
-        return _out(live.engine.search(q, k))
+        q: Annotated[str, Query(min_length=1, max_length=500)],
+        k: Annotated[int, Query(ge=1, le=200, description="Results per page")] = 10,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        sort: Sort = "relevance",
+        filters: Annotated[
+            list[str] | None, Query(alias="filter", description="FIELD:VALUE, repeatable: category:Home, price:10..50")
+        ] = None,
+        facets: Annotated[str, Query(description="Comma-separated facet fields")] = ",".join(DEFAULT_FACETS),
+        user_id: PersonalisationQuery = None,
+        session_id: PersonalisationQuery = None,
+    ) -> SearchOut:
+        """Hybrid keyword + meaning search with filters, facets, sorting and pages; every result explains
+        itself. user_id/session_id are accepted for personalisation but not used for ranking yet."""
+        return search(q, k, page, sort, _filters(filters or []), [f.strip() for f in facets.split(",") if f.strip()])
 
     @app.post("/search", dependencies=[read])
-    def search_post(body: SearchIn) -> ResultsOut:
-        return _out(live.engine.search(body.q, body.k))
+    def search_post(body: SearchIn) -> SearchOut:
+        """As GET /search, with filters as a JSON object."""
+        return search(body.q, body.k, body.page, body.sort, body.filters, body.facets)
 
     @app.get("/recommendations/user/{user_id}", dependencies=[read])
     def for_user(user_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
-        return _out(live.engine.recommend_user(user_key(user_id), k))
+        return _out(live.served.recommend_user(user_key(user_id), k))
 
     @app.get("/recommendations/item/{item_id}", dependencies=[read])
-    def for_item(item_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
+    def for_item(
+        item_id: str,
+        k: Annotated[int, Query(ge=1, le=200)] = 10,
+        kind: Annotated[
+            Literal["similar", "complements"], Query(description="similar items, or frequently bought together")
+        ] = "similar",
+    ) -> ResultsOut:
+        served = live.served
         try:
-            return _out(live.engine.similar_items(item_id, k))
+            return _out(served.similar_items(item_id, k) if kind == "similar" else served.complements(item_id, k))
         except KeyError as exc:
             raise HTTPException(404, f"unknown item {item_id!r}") from exc
 
     @app.post("/recommendations/session", dependencies=[read])
     def for_session(body: SessionIn) -> ResultsOut:
-        return _out(live.engine.recommend_session(body.item_ids, body.k))
+        return _out(live.served.recommend_session(body.item_ids, body.k))
 
     @app.post("/events", dependencies=[write])
     def post_events(body: Event | EventsIn) -> Accepted:
@@ -189,6 +273,59 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
             if event.user_id and event.item_id:
                 recommender.record(event.user_id, event.item_id, event.type.value)
         return Accepted(accepted=len(events))
+
+    @app.get("/items/{item_id}", dependencies=[read])
+    def get_item(item_id: str) -> Item:
+        store = open_store(ws.store_url(settings))
+        try:
+            found = store.get_items([item_id]).get(item_id)
+        finally:
+            store.close()
+        if found is None:
+            raise HTTPException(404, f"unknown item {item_id!r}")
+        return found
+
+    @app.put("/items/{item_id}", dependencies=[write])
+    def put_item(item_id: str, item: Item, response: Response) -> ItemWritten:
+        """Create or replace an item. It is stored, searchable and recommendable (by text similarity) from the
+        next request, without a rebuild; the next build merges it into the models."""
+        if item.item_id != item_id:
+            raise HTTPException(422, f"item_id in the body ({item.item_id!r}) differs from the path ({item_id!r})")
+        created = live.put_item(item)
+        response.status_code = 201 if created else 200
+        return ItemWritten(item_id=item_id, created=created)
+
+    @app.delete("/items/{item_id}", dependencies=[write], status_code=204)
+    def delete_item(item_id: str) -> None:
+        """Remove an item from the store and from every search and recommendation from the next request."""
+        if not live.delete_item(item_id):
+            raise HTTPException(404, f"unknown item {item_id!r}")
+
+    @app.get("/users/{user_id}", dependencies=[write])
+    def get_user(user_id: str) -> UserOut:
+        """A user's profile and stored event count (personal data: needs the write scope)."""
+        key = user_key(user_id)
+        store = open_store(ws.store_url(settings))
+        try:
+            profile, events = store.get_user(key), store.count_user_events(key)
+        finally:
+            store.close()
+        if profile is None and not events:
+            raise HTTPException(404, f"unknown user {user_id!r}")
+        return UserOut(user_id=user_id, attributes=profile.attributes if profile else {}, events=events)
+
+    @app.put("/users/{user_id}", dependencies=[write])
+    def put_user(user_id: str, body: UserIn) -> UserOut:
+        """Create or replace a user's profile attributes (stored under the pseudonym when that is on)."""
+        key = user_key(user_id)
+        store = open_store(ws.store_url(settings))
+        try:
+            with store.transaction() as tx:
+                tx.upsert("users", [(key, User(user_id=key, attributes=body.attributes))])
+            events = store.count_user_events(key)
+        finally:
+            store.close()
+        return UserOut(user_id=user_id, attributes=body.attributes, events=events)
 
     @app.delete("/users/{user_id}", dependencies=[admin])
     def erase_user(user_id: str) -> ErasureOut:

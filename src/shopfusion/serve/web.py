@@ -49,11 +49,11 @@ def mount_web(app: FastAPI, live: LiveEngine, ws: Workspace, keys: KeyStore, tel
         return request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(12)
 
     def for_you(session_id: str) -> tuple[list[str], list[ResultItem]]:
-        engine = live.engine
+        served = live.served
         viewed = sessions.viewed(session_id)
         if viewed:
-            return viewed, engine.recommend_session(viewed, 6)
-        return viewed, engine.recommend_user(f"anonymous:{session_id}", 6)
+            return viewed, served.recommend_session(viewed, 6)
+        return viewed, served.recommend_user(f"anonymous:{session_id}", 6)
 
     def page(request: Request, template: str, session_id: str, **context: object) -> Response:
         viewed, recommended = for_you(session_id)
@@ -64,22 +64,22 @@ def mount_web(app: FastAPI, live: LiveEngine, ws: Workspace, keys: KeyStore, tel
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def shop(request: Request, q: str = "") -> Response:
         query = q.strip()[:200]
-        engine = live.engine
+        served = live.served
         session_id = session_of(request)
-        results = engine.search(query, 24) if query else engine.recommend_user("", 24)
+        results = served.search_service.search(query, 24) if query else served.recommend_user("", 24)
         return page(request, "shop.html", session_id, q=query, results=results)
 
     @app.get("/product/{item_id}", response_class=HTMLResponse, include_in_schema=False)
     def product(request: Request, item_id: str) -> Response:
-        engine = live.engine
-        position = engine.catalog.position(item_id)
+        served = live.served
+        position = served.position(item_id)
         if position is None:
             return HTMLResponse("<h1>Not found</h1>", status_code=404)
         session_id = session_of(request)
         sessions.add(session_id, item_id)
         _record_view(ws, session_id, item_id)
-        item = engine.catalog.result(position, 0.0, "")
-        return page(request, "product.html", session_id, item=item, similar=engine.similar_items(item_id, 8))
+        item = served.catalog.result(position, 0.0, "")
+        return page(request, "product.html", session_id, item=item, similar=served.similar_items(item_id, 8))
 
     @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
     def admin(request: Request) -> Response:
