@@ -1,9 +1,13 @@
 # The two commands: `make demo` (main job on the embedded default) and `make test` (the whole suite).
 # Both create .venv and install everything on a fresh machine; re-running them is safe.
+# `make demo` builds the demo workspace once (later runs reuse it), prints example searches and
+# recommendations, then serves the storefront and API at the printed URL (HOST/PORT override).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 WS ?= workspace
+HOST ?= 127.0.0.1
+PORT ?= 8000
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -21,7 +25,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/shopfusion demo --workspace $(WS)
+	$(BIN)/shopfusion serve --demo --workspace $(WS) --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

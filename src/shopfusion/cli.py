@@ -332,12 +332,7 @@ DEMO_DATA = Path(__file__).resolve().parents[2] / "demo" / "online-retail"
 DEMO_QUERIES = ("christmas decorations", "red tea cup", "lunch bag for kids", "candle holder heart")
 
 
-@app.command()
-def demo(
-    workspace: WorkspaceOpt = Path("workspace"),
-    data: Annotated[Path, typer.Option("--data", help="Folder with the demo slice.")] = DEMO_DATA,
-) -> None:
-    """Build a workspace from the shipped Online Retail slice and show search and recommendations."""
+def _build_demo(workspace: Path, data: Path) -> None:
     if not (data / "items.csv").exists():
         raise _fail(f"demo data not found in {data}")
     console.rule("1. ingest the catalogue and the raw transactions")
@@ -345,6 +340,9 @@ def demo(
     ingest(kind="events", path=data / "transactions.csv.gz", workspace=workspace, mapping=data / "events.mapping.toml")
     console.rule("2. encode, index, fit")
     build_command(workspace=workspace)
+
+
+def _show_demo(workspace: Path) -> None:
     console.rule("3. search")
     for query in DEMO_QUERIES:
         search(query=query, workspace=workspace, k=5)
@@ -356,6 +354,16 @@ def demo(
     recommend(workspace=workspace, item=engine.search(DEMO_QUERIES[1], 1)[0].item_id, k=5)
     session = ",".join(r.item_id for r in engine.search(DEMO_QUERIES[3], 2))
     recommend(workspace=workspace, session=session, k=5)
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOpt = Path("workspace"),
+    data: Annotated[Path, typer.Option("--data", help="Folder with the demo slice.")] = DEMO_DATA,
+) -> None:
+    """Build a workspace from the shipped Online Retail slice and show search and recommendations."""
+    _build_demo(workspace, data)
+    _show_demo(workspace)
     console.print(f'\nworkspace: {Path(workspace).resolve()} — try `shopfusion search "..." -w {workspace}`')
 
 
@@ -405,16 +413,21 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Default: serve.host in the settings.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Default: serve.port in the settings.")] = None,
     demo_data: Annotated[
-        bool, typer.Option("--demo", help="Build the demo workspace if needed; anonymous read access.")
+        bool,
+        typer.Option(
+            "--demo", help="Build the demo workspace if needed (reused after), show examples; anonymous read access."
+        ),
     ] = False,
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs) with uvicorn."""
+    """Serve the HTTP API (OpenAPI docs at /docs), the storefront (/) and the admin dashboard (/admin)."""
     import uvicorn
 
     from shopfusion.serve.app import create_app, limit_native_threads
 
-    if demo_data and Workspace(Path(workspace).resolve()).current_version is None:
-        demo(workspace=workspace)
+    if demo_data:
+        if Workspace(Path(workspace).resolve()).current_version is None:
+            _build_demo(workspace, DEMO_DATA)
+        _show_demo(workspace)
     ws = _open(workspace)
     try:
         api = create_app(ws.root, anonymous_read=demo_data)
@@ -423,7 +436,8 @@ def serve(
     limit_native_threads()
     settings = ws.settings.serve
     host, port = host or settings.host, port or settings.port
-    console.print(f"ShopFusion API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    url = f"http://{host}:{port}"
+    console.print(f"ShopFusion on {url}  (storefront {url}/, API docs {url}/docs, admin {url}/admin; Ctrl+C stops)")
     uvicorn.run(api, host=host, port=port, log_level="warning")
 
 
