@@ -3,20 +3,23 @@ printed beside the same calls made in-process in the same run.
 
     .venv/bin/python bench/http_load.py [--workspace workspace] [--concurrency 50] [--seconds 30]
 
-Builds the demo workspace first if it is missing. Traffic goes only to 127.0.0.1; the run is bounded
-in time and stops by itself.
+Builds the demo workspace first if it is missing. Also measures how long an event posted over HTTP takes
+to show in the next recommendation, and prints the machine's load average (the client shares its cores).
+Traffic goes only to 127.0.0.1; the run is bounded in time and stops by itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,28 +61,43 @@ def in_process(call: Callable[[], object], n: int = 300) -> list[float]:
 
 async def load(
     url: str, key: str, make_path: Callable[[], str], concurrency: int, seconds: float
-) -> tuple[list[float], int]:
+) -> tuple[list[float], Counter[str]]:
+    """Latencies of every request, and failures by kind (HTTP status or exception name)."""
     latencies: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"X-API-Key": key}
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0, headers=headers) as client:
 
         async def worker() -> None:
-            nonlocal errors
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
                     response = await client.get(make_path())
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    if response.status_code != 200:
+                        errors[str(response.status_code)] += 1
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] += 1
                 latencies.append(time.perf_counter() - started)
-                errors += 0 if ok else 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, errors
+
+
+def event_to_recommendation(url: str, read: str, write: str, item_id: str) -> float:
+    """Seconds from posting a purchase for a new user to a recommendation response that reflects it."""
+    user = f"bench-{random.randrange(10**9)}"
+    with httpx.Client(base_url=url, timeout=10.0) as client:
+        cold = client.get(f"/recommendations/user/{user}", headers={"X-API-Key": read}).json()["results"]
+        event = {"type": "purchase", "timestamp": time.time(), "user_id": user, "item_id": item_id}
+        started = time.perf_counter()
+        client.post("/events", json=event, headers={"X-API-Key": write}).raise_for_status()
+        while time.perf_counter() - started < 10:
+            warm = client.get(f"/recommendations/user/{user}", headers={"X-API-Key": read}).json()["results"]
+            if warm != cold:
+                return time.perf_counter() - started
+    return float("inf")
 
 
 def free_port() -> int:
@@ -107,9 +125,10 @@ def main() -> None:
     }
     keys = KeyStore(args.workspace / KEYS_FILE)
     key = keys.create("http-load-bench", [Scope.READ], rate_per_minute=10**9)  # measure serving, not the limiter
+    writer = keys.create("http-load-bench-events", [Scope.WRITE])
     port = free_port()
     server = subprocess.Popen(
-        [*shopfusion, "serve", "--demo", "-w", str(args.workspace), "--port", str(port)],
+        [*shopfusion, "serve", "-w", str(args.workspace), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -121,6 +140,8 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
+        load_before = os.getloadavg()
+        reflected = event_to_recommendation(url, key, writer, engine.search(QUERIES[0], 1)[0].item_id)
         paths = {
             "search": lambda: f"/search?q={rng.choice(QUERIES)}&k=10",
             "recommend": lambda: f"/recommendations/user/{rng.choice(users)}?k=10",
@@ -134,17 +155,25 @@ def main() -> None:
             rps = len(latencies) / args.seconds
             p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
             b50, b99 = percentile(base[name], 0.5), percentile(base[name], 0.99)
+            failed = sum(errors.values())
             print(
-                f"{name:10} {rps:8.0f} {p50:8.1f} {p99:8.1f} {errors:7d} | {b50:8.2f} / {b99:6.2f}        | {p99 / b99:6.1f}x"
+                f"{name:10} {rps:8.0f} {p50:8.1f} {p99:8.1f} {failed:7d} | {b50:8.2f} / {b99:6.2f}        | {p99 / b99:6.1f}x"
+                + (f"  failures: {dict(errors)}" if failed else "")
             )
         print(
             f"concurrency {args.concurrency}, {args.seconds:.0f}s per endpoint, mean in-process search "
-            f"{statistics.mean(base['search']) * 1000:.2f} ms"
+            f"{statistics.mean(base['search']) * 1000:.2f} ms; event reflected in the next recommendation after "
+            f"{reflected * 1000:.0f} ms"
+        )
+        load_after = os.getloadavg()
+        print(
+            f"load average (1 min) before / after the load: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} cores"
         )
     finally:
         server.terminate()
         server.wait(timeout=10)
-        keys.revoke(key.split("_")[1])
+        for plaintext in (key, writer):
+            keys.revoke(plaintext.split("_")[1])
 
 
 if __name__ == "__main__":

@@ -438,7 +438,7 @@ def serve(
     host, port = host or settings.host, port or settings.port
     url = f"http://{host}:{port}"
     console.print(f"ShopFusion on {url}  (storefront {url}/, API docs {url}/docs, admin {url}/admin; Ctrl+C stops)")
-    uvicorn.run(api, host=host, port=port, log_level="warning")
+    uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
 
 
 @models_app.command("list")

@@ -126,6 +126,12 @@ class ServeSettings(_Section):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger requests get 413")
     rate_per_minute: int = Field(1200, ge=1, description="Default per-key (or per-client for anonymous) rate")
     max_batch_events: int = Field(1000, ge=1)
+    threads: int = Field(
+        4,
+        ge=1,
+        description="Threads answering requests at once; more only contend for the cores and the GIL "
+        "(requests beyond wait in the event loop's queue)",
+    )
 
 
 class Settings(BaseSettings):

@@ -3,13 +3,14 @@ Prometheus metrics."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -23,7 +24,7 @@ from shopfusion.search.service import DEFAULT_FACETS, SearchError, Sort
 from shopfusion.serve.auth import KEYS_FILE, KeyStore, RateLimiter, Scope
 from shopfusion.serve.limits import BodySizeLimit
 from shopfusion.serve.models import LiveEngine, RetrainStatus
-from shopfusion.serve.telemetry import Telemetry
+from shopfusion.serve.telemetry import ObserveRequests, Telemetry
 from shopfusion.serve.web import mount_web
 from shopfusion.workspace import Workspace, WorkspaceError
 
@@ -158,7 +159,17 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
     limiter = RateLimiter()
     telemetry = Telemetry()
 
-    app = FastAPI(title="ShopFusion", version="0.1.0", description="Product search and recommendations, explained.")
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.serve.threads
+        yield
+
+    app = FastAPI(
+        title="ShopFusion",
+        version="0.1.0",
+        description="Product search and recommendations, explained.",
+        lifespan=lifespan,
+    )
 
     def require(scope: Scope) -> Callable[[Request, str | None], None]:
         def check(request: Request, api_key: Annotated[str | None, Depends(KEY_HEADER)]) -> None:
@@ -183,14 +194,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.serve.max_body_bytes)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        telemetry.observe(path, request.method, response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(ObserveRequests, telemetry=telemetry)
 
     @app.get("/health")
     def health() -> Health:

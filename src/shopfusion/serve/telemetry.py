@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -54,3 +56,31 @@ class Telemetry:
             RouteStats(route, n, errors[route], 1000 * seconds[route] / n if n else 0.0)
             for route, n in sorted(counts.items(), key=lambda kv: -kv[1])
         ]
+
+
+class ObserveRequests:
+    """ASGI middleware timing every request by its route template (plain ASGI: Starlette's BaseHTTPMiddleware
+    costs a task and a stream per request)."""
+
+    def __init__(self, app: Any, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.telemetry.observe(route, scope["method"], status, time.perf_counter() - started)
