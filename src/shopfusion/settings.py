@@ -132,6 +132,15 @@ class ServeSettings(_Section):
         description="Threads answering requests at once; more only contend for the cores and the GIL "
         "(requests beyond wait in the event loop's queue)",
     )
+    storefront_facets: list[str] = Field(
+        default_factory=lambda: ["category", "brand", "in_stock"],
+        description="Facets offered as filters on the storefront's search page (item attributes too)",
+    )
+    evaluation_reports: list[str] = Field(
+        default_factory=list,
+        description="JSON reports of `shopfusion eval search|recommend --json` shown on the admin dashboard "
+        "(paths relative to the workspace)",
+    )
 
 
 class Settings(BaseSettings):

@@ -214,3 +214,29 @@ def test_search_filters_facets_sort_and_pages(client: TestClient, keys: dict[str
     assert client.get("/search", params={"q": "shoes", "sort": "cheapest"}, headers=read).status_code == 422
     extra = client.post("/search", json={"q": "shoes", "limit": 3}, headers=read)
     assert extra.status_code == 422 and extra.json()["detail"][0]["loc"] == ["body", "limit"]
+
+
+def test_search_reads_the_query_and_personalises(workspace: Path, keys: dict[str, str]) -> None:
+    config = Workspace.open(workspace).config_path
+    config.write_text("pseudonymise_users = true\n" + config.read_text())
+    client = TestClient(create_app(workspace))
+    read, write = {"X-API-Key": keys["read"]}, {"X-API-Key": keys["write"]}
+
+    def scores(**params: str) -> list[float]:
+        response = client.get("/search", params={"q": "hiking", **params}, headers=read)
+        assert response.status_code == 200
+        return [r["score"] for r in response.json()["results"]]
+
+    understood = client.get("/search", params={"q": "xyz under 5"}, headers=read).json()["understood"]
+    assert understood == {"text": "xyz", "filters": {"price": "..5"}, "category": None}
+    posted = client.post("/search", json={"q": "xyz under 5", "user_id": "1"}, headers=read).json()
+    assert posted["understood"]["filters"] == {"price": "..5"} and posted["results"]
+    anonymous = scores()
+    assert scores(user_id="shopper", session_id="unseen") == anonymous  # no history yet: nothing to go on
+    events = [
+        {"type": "purchase", "timestamp": "2024-04-01T10:00:00", "user_id": "shopper", "item_id": "A8"},
+        {"type": "view", "timestamp": "2024-04-01T10:01:00", "session_id": "visit-1", "item_id": "A7"},
+    ]
+    assert client.post("/events", json={"events": events}, headers=write).status_code == 200
+    by_user, by_session = scores(user_id="shopper"), scores(session_id="visit-1")
+    assert by_user != anonymous and by_session != anonymous and by_user != by_session  # each history counts

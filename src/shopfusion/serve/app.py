@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +24,7 @@ from shopfusion.results import ResultItem
 from shopfusion.search.service import DEFAULT_FACETS, SearchError, Sort
 from shopfusion.serve.auth import KEYS_FILE, KeyStore, RateLimiter, Scope
 from shopfusion.serve.limits import BodySizeLimit
-from shopfusion.serve.models import LiveEngine, RetrainStatus
+from shopfusion.serve.models import LiveEngine, RetrainStatus, parse_filters
 from shopfusion.serve.telemetry import ObserveRequests, Telemetry
 from shopfusion.serve.web import mount_web
 from shopfusion.workspace import Workspace, WorkspaceError
@@ -43,6 +44,12 @@ class ResultsOut(BaseModel):
     results: list[ResultOut]
 
 
+class UnderstoodOut(BaseModel):
+    text: str = Field(description="What was searched for once the parts below were taken out of the query")
+    filters: dict[str, str] = Field(description="Filters read from the query (price bounds, brand, attributes)")
+    category: str | None = Field(description="The category the query most likely means: a hint, not a filter")
+
+
 class SearchOut(ResultsOut):
     query: str
     total: int = Field(description="Items matched (all pages)")
@@ -50,11 +57,12 @@ class SearchOut(ResultsOut):
     per_page: int
     sort: str
     facets: dict[str, dict[str, int]] = Field(description="Value counts over all matched items, per facet")
+    understood: UnderstoodOut | None = Field(description="How the query was read (null: query understanding off)")
 
 
-PERSONALISATION_NOTE = "Accepted for personalisation; not used for ranking yet."
-PersonalisationField = Annotated[str | None, Field(min_length=1, max_length=256, description=PERSONALISATION_NOTE)]
-PersonalisationQuery = Annotated[str | None, Query(min_length=1, max_length=256, description=PERSONALISATION_NOTE)]
+USER_NOTE = "Personalise by this user's recent items (stored history and events since the build)"
+SESSION_NOTE = "Personalise by this session's items (events posted with this session_id, storefront views)"
+IdField = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class SearchIn(BaseModel):
@@ -70,12 +78,12 @@ class SearchIn(BaseModel):
         "in_stock, or any item attribute",
     )
     facets: list[str] = Field(default_factory=lambda: list(DEFAULT_FACETS), max_length=20)
-    user_id: PersonalisationField = None
-    session_id: PersonalisationField = None
+    user_id: IdField | None = Field(None, description=USER_NOTE)
+    session_id: IdField | None = Field(None, description=SESSION_NOTE)
 
 
 class SessionIn(BaseModel):
-    item_ids: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(min_length=1, max_length=100)
+    item_ids: list[IdField] = Field(min_length=1, max_length=100)
     k: int = Field(10, ge=1, le=200)
 
 
@@ -126,17 +134,6 @@ KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An AP
 
 def _out(results: list[ResultItem]) -> ResultsOut:
     return ResultsOut(results=[ResultOut(**asdict(r)) for r in results])
-
-
-def _filters(raw: list[str]) -> dict[str, list[str]]:
-    """Repeated `filter=FIELD:VALUE` parameters; a field given several times matches any of its values."""
-    filters: dict[str, list[str]] = {}
-    for text in raw:
-        name, sep, value = text.partition(":")
-        if not sep or not name.strip():
-            raise HTTPException(422, f"filter {text!r}: expected FIELD:VALUE, e.g. category:Home or price:10..50")
-        filters.setdefault(name.strip(), []).append(value)
-    return filters
 
 
 def limit_native_threads() -> None:
@@ -192,6 +189,11 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
 
     read, write, admin = (Depends(require(s)) for s in (Scope.READ, Scope.WRITE, Scope.ADMIN))
 
+    @app.exception_handler(SearchError)
+    async def unanswerable(_: Request, exc: SearchError) -> JSONResponse:
+        """A search it cannot answer as asked (empty query, unknown filter or facet, bad range) says why."""
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
     app.add_middleware(BodySizeLimit, max_bytes=settings.serve.max_body_bytes)
 
     app.add_middleware(ObserveRequests, telemetry=telemetry)
@@ -206,12 +208,25 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
         return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     def search(
-        q: str, k: int, page: int, sort: str, filters: Mapping[str, str | Sequence[str]], facets: Sequence[str]
+        q: str,
+        k: int,
+        page: int,
+        sort: str,
+        filters: Mapping[str, str | Sequence[str]],
+        facets: Sequence[str],
+        user_id: str | None,
+        session_id: str | None,
     ) -> SearchOut:
-        try:
-            response = live.served.search_service.search(q, k, filters=filters, sort=sort, page=page, facets=facets)
-        except SearchError as exc:
-            raise HTTPException(422, str(exc)) from exc
+        response = live.served.search(
+            q,
+            k,
+            filters=filters,
+            sort=sort,
+            page=page,
+            facets=facets,
+            user_id=user_key(user_id) if user_id else None,
+            session=live.sessions.items(session_id) if session_id else (),
+        )
         return SearchOut(**response.as_dict())
 
     @app.get("/search", dependencies=[read])
@@ -224,17 +239,19 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
             list[str] | None, Query(alias="filter", description="FIELD:VALUE, repeatable: category:Home, price:10..50")
         ] = None,
         facets: Annotated[str, Query(description="Comma-separated facet fields")] = ",".join(DEFAULT_FACETS),
-        user_id: PersonalisationQuery = None,
-        session_id: PersonalisationQuery = None,
+        user_id: Annotated[str | None, Query(min_length=1, max_length=256, description=USER_NOTE)] = None,
+        session_id: Annotated[str | None, Query(min_length=1, max_length=256, description=SESSION_NOTE)] = None,
     ) -> SearchOut:
-        """Hybrid keyword + meaning search with filters, facets, sorting and pages; every result explains
-        itself. user_id/session_id are accepted for personalisation but not used for ranking yet."""
-        return search(q, k, page, sort, _filters(filters or []), [f.strip() for f in facets.split(",") if f.strip()])
+        """Keyword + meaning search with filters, facets, sorting and pages, personalised by the recent items
+        of `user_id` and `session_id`; price bounds, brands and attribute values in the query become filters
+        (`understood`). Every result explains itself."""
+        facet_names = [f.strip() for f in facets.split(",") if f.strip()]
+        return search(q, k, page, sort, parse_filters(filters or []), facet_names, user_id, session_id)
 
     @app.post("/search", dependencies=[read])
     def search_post(body: SearchIn) -> SearchOut:
         """As GET /search, with filters as a JSON object."""
-        return search(body.q, body.k, body.page, body.sort, body.filters, body.facets)
+        return search(body.q, body.k, body.page, body.sort, body.filters, body.facets, body.user_id, body.session_id)
 
     @app.get("/recommendations/user/{user_id}", dependencies=[read])
     def for_user(user_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
@@ -276,6 +293,8 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
         for event in events:
             if event.user_id and event.item_id:
                 recommender.record(event.user_id, event.item_id, event.type.value)
+            if event.session_id and event.item_id:
+                live.sessions.add(event.session_id, event.item_id)
         return Accepted(accepted=len(events))
 
     @app.get("/items/{item_id}", dependencies=[read])

@@ -4,7 +4,8 @@ served on top of it until the next build."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,10 +17,48 @@ from shopfusion.encoders import CachedEncoder, EmbeddingCache
 from shopfusion.engine import Engine
 from shopfusion.pipeline import build
 from shopfusion.results import ResultItem
-from shopfusion.search.service import SearchService
+from shopfusion.search.service import SearchError, SearchResponse, SearchService
 from shopfusion.workspace import Workspace
 
 ItemWrite = tuple[Item, np.ndarray] | str  # an item written with its text embedding, or a deleted item's id
+SESSION_ITEMS = 20  # recent items kept per session
+MAX_SESSIONS = 100_000  # sessions kept, the least recently active dropped first
+
+
+def parse_filters(raw: Sequence[str]) -> dict[str, list[str]]:
+    """Repeated `filter=FIELD:VALUE` parameters; a field given several times matches any of its values."""
+    filters: dict[str, list[str]] = {}
+    for text in raw:
+        name, sep, value = text.partition(":")
+        if not sep or not name.strip():
+            raise SearchError(f"filter {text!r}: expected FIELD:VALUE, e.g. category:Home or price:10..50")
+        filters.setdefault(name.strip(), []).append(value)
+    return filters
+
+
+class SessionItems:
+    """The items each session has seen (storefront product views, events posted with a `session_id`), newest
+    last: the storefront's 'for you' panel and search personalised by `session_id` read them at once."""
+
+    def __init__(self, per_session: int = SESSION_ITEMS, max_sessions: int = MAX_SESSIONS) -> None:
+        self._items: OrderedDict[str, deque[str]] = OrderedDict()
+        self._per_session = per_session
+        self._max_sessions = max_sessions
+        self._lock = threading.Lock()
+
+    def items(self, session_id: str) -> list[str]:
+        with self._lock:
+            return list(self._items.get(session_id, ()))
+
+    def add(self, session_id: str, item_id: str) -> None:
+        with self._lock:
+            items = self._items.setdefault(session_id, deque(maxlen=self._per_session))
+            self._items.move_to_end(session_id)
+            if item_id in items:
+                items.remove(item_id)
+            items.append(item_id)
+            if len(self._items) > self._max_sessions:
+                self._items.popitem(last=False)
 
 
 @dataclass
@@ -76,6 +115,25 @@ class Served:
             out.append(result)
         return out[:k]
 
+    def search(
+        self,
+        query: str,
+        k: int,
+        *,
+        filters: Mapping[str, str | Sequence[str]],
+        sort: str = "relevance",
+        page: int = 1,
+        facets: Sequence[str],
+        user_id: str | None = None,
+        session: Sequence[str] = (),
+    ) -> SearchResponse:
+        """Search with the item writes applied, personalised by the recent items of the user (a stored key) and
+        of the session; raises SearchError for a request it cannot answer."""
+        profile = self.engine.profile(user_id, session)
+        return self.search_service.search(
+            query, k, filters=filters, sort=sort, page=page, facets=facets, profile=profile
+        )
+
     def recommend_user(self, user_id: str, k: int = 10) -> list[ResultItem]:
         return self._current(lambda n: self.engine.recommend_user(user_id, n), k)
 
@@ -110,6 +168,7 @@ class LiveEngine:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
+        self.sessions = SessionItems()
         self._writes: list[tuple[int, ItemWrite]] = []  # in order, numbered, since the last build began
         self._sequence = 0
         self._write_lock = threading.Lock()

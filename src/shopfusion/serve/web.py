@@ -2,72 +2,205 @@
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from shopfusion.catalog.schema import Event, EventType
 from shopfusion.catalog.store import open_store
+from shopfusion.pipeline import read_manifest
 from shopfusion.results import ResultItem
+from shopfusion.search.service import SearchError
 from shopfusion.serve.auth import KeyStore, Scope
-from shopfusion.serve.models import LiveEngine
+from shopfusion.serve.models import LiveEngine, parse_filters
 from shopfusion.serve.telemetry import Telemetry
 from shopfusion.workspace import Workspace
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SESSION_COOKIE = "sf_session"
 ADMIN_COOKIE = "sf_admin"
-RECENT_VIEWS = 20
+PAGE_RESULTS = 24
+FACET_VALUES = 10  # values shown per facet, most frequent first (applied ones always)
+MAX_FILTERS = 20
 
 
-class Sessions:
-    """Recently viewed items per anonymous shopper: the 'for you' panel reacts to the very next page."""
+def value_label(name: str, value: str) -> str:
+    """A filter value as a shopper reads it: 'price' '..5' → 'price up to 5', 'in_stock' 'true' → 'in stock'."""
+    if name == "in_stock":
+        return "in stock" if value.strip().lower() in {"1", "true", "yes", "y"} else "out of stock"
+    if name == "price":
+        low, _, high = value.partition("..")
+        if low and high:
+            return f"price {low} to {high}"
+        return f"price up to {high}" if high else f"price from {low}"
+    return value
 
-    def __init__(self) -> None:
-        self._views: dict[str, deque[str]] = {}
 
-    def viewed(self, session_id: str) -> list[str]:
-        return list(self._views.get(session_id, ()))
+def filter_label(name: str, value: str) -> str:
+    return value_label(name, value) if name in ("in_stock", "price") else f"{name}: {value}"
 
-    def add(self, session_id: str, item_id: str) -> None:
-        views = self._views.setdefault(session_id, deque(maxlen=RECENT_VIEWS))
-        if item_id in views:
-            views.remove(item_id)
-        views.append(item_id)
+
+TEMPLATES.env.filters["filter_label"] = filter_label
+
+
+def _shop_href(query: str, filters: Sequence[str]) -> str:
+    return "/?" + urlencode([("q", query), *(("filter", f) for f in filters)])
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    href: str
+    count: int = 0
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class Facet:
+    name: str
+    values: list[Link]
+
+
+def applied_filters(query: str, applied: Sequence[str]) -> list[Link]:
+    """Each applied `FIELD:VALUE` filter with a link that removes it."""
+    links = []
+    for term in applied:
+        name, _, value = term.partition(":")
+        links.append(Link(filter_label(name, value), _shop_href(query, [f for f in applied if f != term])))
+    return links
+
+
+def facet_links(query: str, applied: Sequence[str], facets: Mapping[str, Mapping[str, int]], total: int) -> list[Facet]:
+    """Facet values as links that add their filter (or remove it, when applied); values every result has
+    are left out, as they would not narrow anything."""
+    out = []
+    for name, counts in facets.items():
+        values: list[Link] = []
+        for value, count in counts.items():
+            term = f"{name}:{value}"
+            active = term in applied
+            if active or (count < total and len(values) < FACET_VALUES):
+                toggled = [f for f in applied if f != term] if active else [*applied, term]
+                values.append(Link(value_label(name, value), _shop_href(query, toggled), count, active))
+        if values:
+            out.append(Facet(name.replace("_", " "), values))
+    return out
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    served: bool
+    manifest: dict[str, object]
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    method: str
+    default: bool
+    values: list[str]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The methods table of a `shopfusion eval search|recommend --json` report, or why it cannot be shown."""
+
+    path: str
+    metrics: list[str]
+    rows: list[MethodRow]
+    notes: dict[str, str]  # the report's other plain values: k, seconds, ...
+    error: str | None = None
+
+    @classmethod
+    def load(cls, root: Path, path: str) -> EvaluationReport:
+        try:
+            report = json.loads((root / path).read_text())
+            methods: dict[str, dict[str, Any]] = report["methods"]
+            metrics = list(dict.fromkeys(m for scores in methods.values() for m in scores))
+            rows = [
+                MethodRow(name, name == report.get("default"), [_metric(scores.get(m)) for m in metrics])
+                for name, scores in methods.items()
+            ]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # missing, not JSON, not a report
+            return cls(path, [], [], {}, f"cannot read it ({type(exc).__name__}: {exc})")
+        notes = {
+            k: str(round(v, 4) if isinstance(v, float) else v)
+            for k, v in report.items()
+            if k != "default" and isinstance(v, str | int | float | bool)
+        }
+        return cls(path, metrics, rows, notes)
+
+
+def _metric(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
 
 
 def mount_web(app: FastAPI, live: LiveEngine, ws: Workspace, keys: KeyStore, telemetry: Telemetry) -> None:
-    sessions = Sessions()
+    storefront_facets = ws.settings.serve.storefront_facets
 
     def session_of(request: Request) -> str:
         return request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(12)
 
     def for_you(session_id: str) -> tuple[list[str], list[ResultItem]]:
         served = live.served
-        viewed = sessions.viewed(session_id)
+        viewed = live.sessions.items(session_id)
         if viewed:
             return viewed, served.recommend_session(viewed, 6)
         return viewed, served.recommend_user(f"anonymous:{session_id}", 6)
 
-    def page(request: Request, template: str, session_id: str, **context: object) -> Response:
+    def page(request: Request, template: str, session_id: str, status_code: int = 200, **context: object) -> Response:
         viewed, recommended = for_you(session_id)
-        response = TEMPLATES.TemplateResponse(request, template, {"viewed": viewed, "for_you": recommended, **context})
+        context = {"viewed": viewed, "for_you": recommended, **context}
+        response = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
         response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax")
         return response
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def shop(request: Request, q: str = "") -> Response:
+    def shop(
+        request: Request, q: str = "", filters: Annotated[list[str] | None, Query(alias="filter")] = None
+    ) -> Response:
+        """Popular items, or one page of search results with facets to filter by, personalised by the items
+        this session looked at."""
         query = q.strip()[:200]
-        served = live.served
         session_id = session_of(request)
-        results = served.search_service.search(query, 24) if query else served.recommend_user("", 24)
-        return page(request, "shop.html", session_id, q=query, results=results)
+        served = live.served
+        if not query:
+            return page(request, "shop.html", session_id, q="", results=served.recommend_user("", PAGE_RESULTS))
+        applied = list(dict.fromkeys(filters or []))[:MAX_FILTERS]
+        chips = applied_filters(query, applied)
+        try:
+            response = served.search(
+                query,
+                PAGE_RESULTS,
+                filters=parse_filters(applied),
+                facets=storefront_facets,
+                session=live.sessions.items(session_id),
+            )
+        except SearchError as exc:
+            return page(request, "shop.html", session_id, 422, q=query, results=[], applied=chips, error=str(exc))
+        return page(
+            request,
+            "shop.html",
+            session_id,
+            q=query,
+            results=response,
+            total=response.total,
+            applied=chips,
+            clear=_shop_href(query, []) if len(applied) > 1 else None,
+            facets=facet_links(query, applied, response.facets, response.total),
+            understood=response.understood,
+        )
 
     @app.get("/product/{item_id}", response_class=HTMLResponse, include_in_schema=False)
     def product(request: Request, item_id: str) -> Response:
@@ -76,7 +209,7 @@ def mount_web(app: FastAPI, live: LiveEngine, ws: Workspace, keys: KeyStore, tel
         if position is None:
             return HTMLResponse("<h1>Not found</h1>", status_code=404)
         session_id = session_of(request)
-        sessions.add(session_id, item_id)
+        live.sessions.add(session_id, item_id)
         _record_view(ws, session_id, item_id)
         item = served.catalog.result(position, 0.0, "")
         return page(request, "product.html", session_id, item=item, similar=served.similar_items(item_id, 8))
@@ -91,7 +224,17 @@ def mount_web(app: FastAPI, live: LiveEngine, ws: Workspace, keys: KeyStore, tel
             counts = store.counts()
         finally:
             store.close()
-        context = {"counts": counts, "manifest": live.engine.manifest, "live": telemetry.summary(), "keys": keys.list()}
+        current = ws.current_version
+        versions = [ModelVersion(v, v == current, read_manifest(ws.models_dir / v)) for v in ws.model_versions()]
+        context = {
+            "counts": counts,
+            "manifest": live.engine.manifest,
+            "versions": versions[::-1],  # newest first
+            "reports": [EvaluationReport.load(ws.root, path) for path in ws.settings.serve.evaluation_reports],
+            "config": ws.config_path.name,
+            "live": telemetry.summary(),
+            "keys": keys.list(),
+        }
         return TEMPLATES.TemplateResponse(request, "admin.html", context)
 
     @app.post("/admin/login", include_in_schema=False)
