@@ -29,6 +29,8 @@ keys_app = typer.Typer(help="API keys for the HTTP API (stored hashed in the wor
 app.add_typer(keys_app, name="keys")
 models_app = typer.Typer(help="Model versions (one per build): list and roll back.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+train_app = typer.Typer(help="Retrain one part of a built workspace as a new model version.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -127,6 +129,28 @@ def build_command(workspace: WorkspaceOpt = Path("workspace"), as_json: JsonOpt 
     console.print(
         f"built {report.items} items ({report.encoded} encoded, {report.from_cache} from cache), "
         f"{report.events} events, {report.users_with_history} users, {report.vector_index} in {report.seconds}s"
+    )
+
+
+@train_app.command("recommend")
+def train_recommend_command(workspace: WorkspaceOpt = Path("workspace"), as_json: JsonOpt = False) -> None:
+    """Refit the recommenders (sources, sequential model, learned ranker) on the store's events."""
+    from shopfusion.pipeline import train_recommend
+
+    ws = _open(workspace)
+    try:
+        manifest = train_recommend(ws)
+    except BuildError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps(manifest))
+        return
+    summary: Any = manifest["recommend"]
+    ranker = summary["ranker"]
+    learned = f", ranker AUC {ranker['auc']} logloss {ranker['logloss']}" if ranker else ""
+    console.print(
+        f"recommenders trained on {manifest['events']} events ({summary['method']} ranking{learned}) "
+        f"as {manifest['version']} in {manifest['seconds']}s"
     )
 
 

@@ -67,18 +67,21 @@ class RecommendSettings(_Section):
             "ease",
             "content",
             "complements",
+            "sequential",
         ],
-        description="Candidate sources to fit (also: bpr, sequential)",
+        description="Candidate sources to fit (also: bpr)",
     )
     source_weights: dict[str, float] | None = Field(
         None,
         description="Fusion weight per source; unset: chosen at build on a validation split of the events "
         "(the chosen weights are stored with the model and shown in every explanation)",
     )
-    fusion: Literal["auto", "weighted", "rrf"] = Field(
-        "auto",
-        description="weighted: score as a share of the source's best; rrf: (rrf_k+1)/(rrf_k+rank); "
-        "auto: whichever does better on the validation split (only when source_weights is unset)",
+    fusion: Literal["learned", "auto", "weighted", "rrf"] = Field(
+        "learned",
+        description="learned: a gradient-boosted ranker over every source's candidates (falls back to auto "
+        "when the events are too few to train it); weighted: score as a share of the source's best; "
+        "rrf: (rrf_k+1)/(rrf_k+rank); auto: whichever of the two does better on the validation split "
+        "(learned and auto only when source_weights is unset)",
     )
     rrf_k: int = Field(60, ge=1)
     pool: int = Field(200, ge=1, description="Candidates taken from each source before fusion")
@@ -93,7 +96,19 @@ class RecommendSettings(_Section):
     sequential_dim: int = Field(64, ge=8, description="Width of the sequential (self-attention) model")
     sequential_max_len: int = Field(20, ge=2, description="Most recent items the sequential model reads")
     sequential_max_epochs: int = Field(40, ge=1)
+    sequential_patience: int = Field(4, ge=1, description="Epochs without validation gain before stopping")
     sequential_max_seconds: float = Field(180.0, gt=0, description="Training time cap per run")
+    ranker_candidates: int = Field(50, ge=1, description="Top candidates per source the learned ranker scores")
+    ranker_users: int = Field(8000, ge=10, description="Validation users the learned ranker is trained on")
+    ranker_min_positives: int = Field(
+        50, ge=1, description="Fewer held-out hits among the candidates than this: fall back to auto fusion"
+    )
+    ranker_max_trees: int = Field(600, ge=1)
+    ranker_learning_rate: float = Field(0.05, gt=0)
+    ranker_leaves: int = Field(31, ge=2)
+    ranker_min_child_samples: int = Field(50, ge=1)
+    ranker_early_stopping: int = Field(40, ge=1, description="Rounds without validation gain before stopping")
+    ranker_holdout: float = Field(0.2, gt=0, lt=1, description="Share of ranker users kept for early stopping")
     validation_users: int = Field(3000, ge=10, description="Users sampled for choosing the fusion weights")
     validation_fraction: float = Field(
         0.1, gt=0, lt=1, description="Time share held out for weight choice when repeats are allowed"

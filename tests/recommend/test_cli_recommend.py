@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from shopfusion.cli import app
+from shopfusion.workspace import Workspace
 
 runner = CliRunner()
 
@@ -31,3 +33,19 @@ def test_recommend_surfaces_and_bad_input(built_workspace: Path) -> None:
     for bad in (["--item", "NOPE"], ["--user", "1", "--complements"], ["--user", "1", "--item", "A1"]):
         assert runner.invoke(app, ["recommend", *bad, "-w", ws]).exit_code == 2
     assert runner.invoke(app, ["recommend", "--user", "1", "--k", "0", "-w", ws]).exit_code != 0
+
+
+@pytest.mark.slow
+def test_train_recommend_switches_to_a_new_version(built_workspace: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(built_workspace, ws)
+    before = Workspace.open(ws).current_version
+    result = runner.invoke(app, ["train", "recommend", "-w", str(ws), "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.output)
+    assert manifest["version"] != before and Workspace.open(ws).current_version == manifest["version"]
+    assert manifest["recommend"]["method"] in ("learned", "weighted", "rrf")
+    served = runner.invoke(app, ["recommend", "--session", "A1,A2", "--k", "3", "-w", str(ws), "--json"])
+    assert served.exit_code == 0 and json.loads(served.output)["results"]
+    empty = runner.invoke(app, ["train", "recommend", "-w", str(tmp_path / "unbuilt")])
+    assert empty.exit_code == 2

@@ -42,9 +42,17 @@ def test_known_user_gets_their_cluster_with_explanations(service: RecommendServi
 def test_weights_were_chosen_on_train_and_cover_fitted_sources(service: RecommendService) -> None:
     assert set(service.weights) == set(service.sources)
     assert any(w > 0 for w in service.weights.values())
-    assert {"popularity", "trending", "repeat", "item_knn", "als", "ease", "content", "complements"} == set(
-        service.sources
-    )
+    assert {
+        "popularity",
+        "trending",
+        "repeat",
+        "item_knn",
+        "als",
+        "ease",
+        "content",
+        "complements",
+        "sequential",
+    } == set(service.sources)
 
 
 def test_out_of_stock_never_returned_and_purchased_excluded_when_asked(service: RecommendService) -> None:

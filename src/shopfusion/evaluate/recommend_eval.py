@@ -14,6 +14,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,13 @@ from shopfusion.encoders.base import TextEncoder
 from shopfusion.evaluate.metrics import ndcg_at_k, recall_at_k
 from shopfusion.recommend.interactions import EVENT_WEIGHTS
 from shopfusion.recommend.service import RecommendService
-from shopfusion.recommend.sources import CandidateSource, History, candidates
+from shopfusion.recommend.sources import CandidateSource, History, candidates_many
 from shopfusion.settings import RecommendSettings
 from shopfusion.workspace import Workspace
 
-DEFAULT_METHOD = "fused"
+FUSED = "fused"  # sources fused by weights chosen on TRAIN
+LEARNED = "learned"  # the learned ranker over every source's candidates
+BATCH = 1024  # test users ranked together
 
 
 class EvalInputError(ValueError):
@@ -163,53 +166,74 @@ def run_recommend_eval(
         update={"exclude_purchased": {**settings.exclude_purchased, "user": exclude_seen}, "mmr_lambda": 1.0}
     )
     catalog = CatalogSnapshot(frame)
+    fit_started = time.perf_counter()
     service = RecommendService.fit(catalog, train_events, vectors, settings, k=k)
+    fit_seconds = time.perf_counter() - fit_started
     data = service.interactions
     targets = {
         str(u): set(map(str, s))
         for u, s in test_events.groupby("user_id")["item_id"]
         if data.user_index(str(u)) is not None
     }
-    histories = {u: History.of_user(data, int(data.user_index(u))) for u in sorted(targets)}  # type: ignore[arg-type]
-    item_ids = data.item_ids
-
-    def exclusion(history: History) -> np.ndarray:
-        return history.items if exclude_seen else np.zeros(0, dtype=np.int64)
-
-    def alone(source: CandidateSource) -> Callable[[History], np.ndarray]:
-        return lambda h: candidates(source, h, k, exclusion(h)).positions
-
-    methods = {name: alone(source) for name, source in service.sources.items()}
-    methods[DEFAULT_METHOD] = lambda h: np.asarray([f.position for f in service.rank(h, k, exclusion(h))])
+    users = sorted(targets)
+    histories = [History.of_user(data, int(data.user_index(u))) for u in users]  # type: ignore[arg-type]
+    exclusions = [h.items if exclude_seen else np.zeros(0, dtype=np.int64) for h in histories]
+    methods: dict[str, Callable[[], list[np.ndarray]]] = {
+        name: partial(_alone, source, histories, exclusions, k) for name, source in service.sources.items()
+    }
+    methods[FUSED] = partial(_ranked, service, histories, exclusions, k, learned=False)
+    if service.ranker is not None:
+        methods[LEARNED] = partial(_ranked, service, histories, exclusions, k, learned=True)
     report: dict[str, dict[str, float]] = {}
     for name, method in methods.items():
-        lists = {u: method(h) for u, h in histories.items()}
-        report[name] = score_lists(lists, targets, item_ids, vectors, k)
+        report[name] = score_lists(dict(zip(users, method(), strict=True)), targets, data.item_ids, vectors, k)
+    default = LEARNED if service.method == "learned" else FUSED
     result: dict[str, object] = {
         "methods": report,
-        "default": DEFAULT_METHOD,
-        "weights": {n: w for n, w in service.weights.items() if w > 0},
-        "fusion": service.fusion.method,
-        "validation_ndcg": service.fusion.validation_ndcg,
+        "default": default,
+        **service.training_summary(),
         "k": k,
         "exclude_seen": exclude_seen,
+        "train_seconds": round(fit_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(result, indent=2))
-    _print(console, report, k, service, len(targets))
+    _print(console, report, k, service, len(targets), default)
     return result
 
 
+def _alone(source: CandidateSource, histories: list[History], exclusions: list[np.ndarray], k: int) -> list[np.ndarray]:
+    return [c.positions for c in candidates_many(source, histories, k, exclusions, BATCH)]
+
+
+def _ranked(
+    service: RecommendService, histories: list[History], exclusions: list[np.ndarray], k: int, *, learned: bool
+) -> list[np.ndarray]:
+    """The service's own ranking path (learned ranker or weight fusion, padding, rules), in batches."""
+    out = []
+    for start in range(0, len(histories), BATCH):
+        chunk = slice(start, start + BATCH)
+        ranked = service.rank_many(histories[chunk], k, exclusions[chunk], learned=learned, explain=False)
+        out += [np.asarray([f.position for f in fused], dtype=np.int64) for fused in ranked]
+    return out
+
+
 def _print(
-    console: Console, report: dict[str, dict[str, float]], k: int, service: RecommendService, users: int
+    console: Console, report: dict[str, dict[str, float]], k: int, service: RecommendService, users: int, default: str
 ) -> None:
     table = Table(title=f"recommendation, {users} test users known in train, k={k}")
     for column in ("method", f"recall@{k}", f"ndcg@{k}", "coverage", "ild"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for name, m in sorted(report.items(), key=lambda kv: kv[1][f"ndcg@{k}"]):
-        label = f"{name} (default)" if name == DEFAULT_METHOD else name
+        label = f"{name} (default)" if name == default else name
         table.add_row(label, *(f"{m[c]:.4f}" for c in (f"recall@{k}", f"ndcg@{k}", "coverage", "ild")))
     console.print(table)
     weights = ", ".join(f"{n}={w:g}" for n, w in service.weights.items() if w > 0)
-    console.print(f"default = {service.fusion.method} fusion of {weights} (chosen on a validation split of TRAIN)")
+    console.print(f"{FUSED} = {service.fusion.method} fusion of {weights} (chosen on a validation split of TRAIN)")
+    if service.ranker is not None and service.ranker.report_ is not None:
+        r = service.ranker.report_
+        console.print(
+            f"{LEARNED} = LightGBM ranker, {r.trees} trees on {r.rows} candidates of {r.users} validation users; "
+            f"early-stopping share: AUC {r.auc:.4f}, logloss {r.logloss:.4f}, nDCG@{k} {r.ndcg:.4f}"
+        )

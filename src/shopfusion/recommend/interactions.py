@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -48,8 +49,11 @@ class Interactions:
         return cls(user_ids, item_ids, matrix, recency, end, _baskets(frame, i, len(item_ids)), sequences)
 
     def user_index(self, user_id: str) -> int | None:
-        idx = pd.Index(self.user_ids).get_indexer([user_id])[0]
-        return None if idx < 0 else int(idx)
+        return self._user_rows.get(user_id)
+
+    @cached_property
+    def _user_rows(self) -> dict[str, int]:
+        return {str(u): row for row, u in enumerate(self.user_ids.tolist())}
 
     @property
     def n_items(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from shopfusion.recommend.interactions import Interactions
@@ -32,7 +34,9 @@ KNOWN_SOURCES = (
 )
 
 
-def make_source(name: str, vectors: np.ndarray, settings: RecommendSettings) -> CandidateSource:
+def make_source(
+    name: str, vectors: np.ndarray, settings: RecommendSettings, sequential_epochs: int | None = None
+) -> CandidateSource:
     s = settings
     match name:
         case "popularity":
@@ -56,21 +60,43 @@ def make_source(name: str, vectors: np.ndarray, settings: RecommendSettings) -> 
                 dim=s.sequential_dim,
                 max_len=s.sequential_max_len,
                 max_epochs=s.sequential_max_epochs,
+                patience=s.sequential_patience,
                 max_seconds=s.sequential_max_seconds,
             )
-            return SequentialSource(vectors, config)
+            return SequentialSource(vectors, config, sequential_epochs)
     raise ValueError(f"unknown recommendation source {name!r}; known: {', '.join(KNOWN_SOURCES)}")
 
 
-def fit_sources(data: Interactions, vectors: np.ndarray, settings: RecommendSettings) -> dict[str, CandidateSource]:
+def fit_sources(
+    data: Interactions,
+    vectors: np.ndarray,
+    settings: RecommendSettings,
+    *,
+    next_items: Mapping[int, int] | None = None,
+    sequential_epochs: int | None = None,
+) -> dict[str, CandidateSource]:
     """Fit every configured source; a source with nothing to learn from (EASE above its size limit,
-    complements without order ids) is left out rather than serving empty lists."""
+    complements without order ids) is left out rather than serving empty lists. `next_items` (user row →
+    the item picked next) lets the sequential model stop early on them; `sequential_epochs` (from such an
+    earlier fit) trains it for exactly that many epochs instead."""
     fitted: dict[str, CandidateSource] = {}
     for name in settings.sources:
-        source = make_source(name, vectors, settings).fit(data)
+        source = make_source(name, vectors, settings, sequential_epochs)
+        if isinstance(source, SequentialSource):
+            source.fit(data, next_items)
+        else:
+            source.fit(data)
         if isinstance(source, EASE) and not source.fitted:
             continue
         if isinstance(source, Complements) and data.baskets.shape[0] == 0:
             continue
         fitted[name] = source
     return fitted
+
+
+def sequential_epochs(sources: Mapping[str, CandidateSource]) -> int | None:
+    """The number of epochs a validated sequential source chose, if there is one."""
+    source = sources.get("sequential")
+    if isinstance(source, SequentialSource) and source.model.report_ is not None:
+        return max(1, source.model.report_.best_epoch)
+    return None

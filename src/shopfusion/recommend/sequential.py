@@ -7,8 +7,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 import torch
@@ -16,6 +17,8 @@ from torch import nn
 
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.sources import History
+
+SCORE_BATCH = 512  # sequences per forward pass when scoring many at once
 
 
 @dataclass
@@ -91,20 +94,31 @@ class SequentialRecommender:
         self.network_: _Network | None = None
         self.report_: TrainReport | None = None
 
-    def fit(self, sequences: Sequence[Sequence[int]], item_text: np.ndarray) -> SequentialRecommender:
+    def fit(
+        self,
+        sequences: Sequence[Sequence[int]],
+        item_text: np.ndarray,
+        *,
+        validation: Sequence[tuple[Sequence[int], int]] = (),
+        epochs: int | None = None,
+    ) -> SequentialRecommender:
         """`sequences`: each person's items in time order; `item_text`: one text vector per item.
 
-        Each sequence's last item is first held out to choose the number of epochs (early stopping on
-        nDCG@10); the model is then trained again on the full sequences for that many epochs, so the
-        most recent interactions are learned from too."""
+        With `epochs`, train exactly that many. With `validation` pairs (history, next item), stop early on
+        their nDCG@10 and keep the best epoch's weights. Otherwise each sequence's last item is first held
+        out to choose the number of epochs, and the model is trained again on the full sequences for that
+        many epochs, so the most recent interactions are learned from too."""
         started = time.perf_counter()
-        validation = [(s[:-1], s[-1]) for s in sequences if len(s) >= 3]
-        if validation and self.config.validate:
+        own = [(s[:-1], s[-1]) for s in sequences if len(s) >= 3]
+        if epochs is not None:
+            self._train(sequences, item_text, (), epochs)
+        elif validation:
+            self._train(sequences, item_text, validation, self.config.max_epochs)
+        elif own and self.config.validate:
             truncated = [s[:-1] if len(s) >= 3 else s for s in sequences]
-            self._train(truncated, item_text, validation, self.config.max_epochs)
+            self._train(truncated, item_text, own, self.config.max_epochs)
             assert self.report_ is not None
-            chosen = self.report_.best_epoch
-            history = self.report_.validation_ndcg
+            chosen, history = self.report_.best_epoch, self.report_.validation_ndcg
             self._train(sequences, item_text, (), chosen)
             self.report_.validation_ndcg, self.report_.best_epoch = history, chosen
         else:
@@ -173,8 +187,8 @@ class SequentialRecommender:
     def evaluate(self, pairs: Sequence[tuple[Sequence[int], int]], k: int = 10, exclude_seen: bool = True) -> float:
         """Mean nDCG@k of the held-out next item (one relevant item: 1 / log2(rank + 1))."""
         total = 0.0
-        for start in range(0, len(pairs), 512):
-            chunk = pairs[start : start + 512]
+        for start in range(0, len(pairs), SCORE_BATCH):
+            chunk = pairs[start : start + SCORE_BATCH]
             scores = self.scores([h for h, _ in chunk])
             for row, (history, target) in zip(scores, chunk, strict=True):
                 if exclude_seen:
@@ -190,14 +204,17 @@ class SequentialSource:
 
     name = "sequential"
 
-    def __init__(self, vectors: np.ndarray, config: SequentialConfig | None = None) -> None:
+    def __init__(self, vectors: np.ndarray, config: SequentialConfig | None = None, epochs: int | None = None) -> None:
         self.vectors = vectors
         self.model = SequentialRecommender(config)
+        self.epochs = epochs  # known from an earlier validated fit: train exactly this many
         self.sequences_: list[np.ndarray] = []
 
-    def fit(self, data: Interactions) -> SequentialSource:
+    def fit(self, data: Interactions, validation: Mapping[int, int] | None = None) -> Self:
+        """`validation`: user row → the item that user picked next (after `data`), for early stopping."""
         self.sequences_ = data.sequences
-        self.model.fit([s.tolist() for s in data.sequences], self.vectors)
+        pairs = [(self.sequences_[u].tolist(), item) for u, item in (validation or {}).items()]
+        self.model.fit([s.tolist() for s in data.sequences], self.vectors, validation=pairs, epochs=self.epochs)
         return self
 
     def _sequence(self, history: History) -> list[int]:
@@ -205,13 +222,20 @@ class SequentialSource:
             return self.sequences_[history.user].tolist()
         return history.items.tolist()
 
+    def scores_many(self, histories: Sequence[History]) -> np.ndarray:
+        """Next-item probabilities for many histories at once, through the network in batches."""
+        out = np.zeros((len(histories), len(self.vectors)), dtype=np.float32)
+        sequences = [self._sequence(h) for h in histories]
+        rows = [r for r, s in enumerate(sequences) if s]
+        for start in range(0, len(rows), SCORE_BATCH):
+            chunk = rows[start : start + SCORE_BATCH]
+            logits = self.model.scores([sequences[r] for r in chunk])
+            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+            out[chunk] = probabilities / probabilities.sum(axis=1, keepdims=True)
+        return out
+
     def scores(self, history: History) -> np.ndarray:
-        sequence = self._sequence(history)
-        if not sequence:
-            return np.zeros(len(self.vectors), dtype=np.float32)
-        logits = self.model.scores([sequence])[0]
-        probabilities = np.exp(logits - logits.max())
-        return (probabilities / probabilities.sum()).astype(np.float32)
+        return self.scores_many([history])[0]
 
     def because(self, history: History, positions: np.ndarray) -> np.ndarray:
         """The most recent item: what the model continues from."""

@@ -9,7 +9,11 @@ a cold start (trending/popular, optionally within a category); an unknown anchor
 
 from __future__ import annotations
 
+import itertools
+import math
 import pickle
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal, Self
 
@@ -20,15 +24,17 @@ from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.rank.fusion import Fused, FusionMethod, fuse
 from shopfusion.rank.rules import Rules
 from shopfusion.recommend.interactions import EVENT_WEIGHTS, Interactions
-from shopfusion.recommend.registry import fit_sources
-from shopfusion.recommend.sources import CandidateSource, History, Popularity, candidates
-from shopfusion.recommend.tuning import FusionChoice, choose_fusion
+from shopfusion.recommend.ranker import FeatureBuilder, LearnedRanker, train_ranker
+from shopfusion.recommend.registry import fit_sources, sequential_epochs
+from shopfusion.recommend.sequential import SequentialSource
+from shopfusion.recommend.sources import CandidateSource, History, Popularity, candidates, candidates_many
+from shopfusion.recommend.tuning import FusionChoice, choose_fusion, validation_set
 from shopfusion.results import ResultItem
 from shopfusion.settings import RecommendSettings
 from shopfusion.workspace import WorkspaceError
 
 MODEL_FILE = "recommend.pkl"
-MODEL_VERSION = 5  # bumped whenever the pickled sources change shape: older models must be rebuilt
+MODEL_VERSION = 6  # bumped whenever the pickled sources change shape: older models must be rebuilt
 
 
 class StaleModelError(WorkspaceError):
@@ -38,6 +44,8 @@ class StaleModelError(WorkspaceError):
 Surface = Literal["user", "session", "item", "complements"]
 # Sources that relate items to items: the 'similar items' surface fuses only these.
 ITEM_TO_ITEM = ("item_knn", "ease", "als", "bpr", "content")
+# Learned-ranker contribution groups that are no reason to show an item (who asks, how many sources agree).
+UNEXPLAINED = ("base", "user", "agreement")
 
 
 class RecommendService:
@@ -49,6 +57,7 @@ class RecommendService:
         interactions: Interactions,
         sources: dict[str, CandidateSource],
         fusion: FusionChoice,
+        ranker: LearnedRanker | None = None,
     ) -> None:
         self.catalog = catalog
         self.vectors = vectors
@@ -57,6 +66,13 @@ class RecommendService:
         self.sources = sources
         self.fusion = fusion
         self.weights = {name: fusion.weights.get(name, 0.0) for name in self.sources}
+        self.features = FeatureBuilder(interactions, sources, vectors, catalog.frame, settings) if ranker else None
+        # a ranker trained over other sources than these (settings changed since) cannot be used
+        usable = ranker is not None and self.features is not None and self.features.names == ranker.feature_names
+        self.ranker = ranker if usable else None
+        # the ranker serves unless the fusion weights did better on the held-out people
+        learned = self.ranker is not None and _at_least_as_good(self.ranker, fusion)
+        self.method = "learned" if learned else fusion.method
         self.rules = Rules(catalog.frame, vectors, settings)
         self._categories = catalog.frame["category_path"].fillna("").astype(str)
         self._fallback = next((s for s in ("trending", "popularity") if s in self.sources), None)
@@ -73,18 +89,23 @@ class RecommendService:
         *,
         k: int = 20,
     ) -> Self:
-        """Fit every source on all events; unless weights are configured, choose them on a validation split
-        of these events that mirrors the user surface (leave-last-out when purchased items are excluded,
-        the most recent stretch of time otherwise)."""
+        """Fit every source on all events. Unless weights are configured, hold out part of these events the
+        way the user surface is used (each user's last item when purchased items are excluded, the most
+        recent stretch of time otherwise), fit the sources on the rest, and learn from what was held out:
+        fusion weights, and (fusion 'learned') the ranker; the sequential model's number of epochs is
+        chosen there too."""
         item_ids = catalog.frame["item_id"].to_numpy(dtype=object)
         interactions = Interactions.from_events(events, item_ids)
-        sources = fit_sources(interactions, vectors, settings)
-        if settings.source_weights is None:
-            leave_one_out = settings.exclude_purchased.get("user", False)
-            fusion = choose_fusion(events, item_ids, vectors, settings, leave_one_out=leave_one_out, k=k)
-        else:
-            fusion = _configured(settings)
-        return cls(catalog, vectors, settings, interactions, sources, fusion)
+        if settings.source_weights is not None:
+            sources = fit_sources(interactions, vectors, settings)
+            return cls(catalog, vectors, settings, interactions, sources, _configured(settings))
+        leave_one_out = settings.exclude_purchased.get("user", False)
+        validation = validation_set(events, item_ids, vectors, settings, leave_one_out=leave_one_out)
+        fusion = choose_fusion(validation, settings, k=k)
+        ranker = train_ranker(validation, catalog.frame, vectors, settings, k) if settings.fusion == "learned" else None
+        epochs = sequential_epochs(validation.sources) if validation is not None else None
+        sources = fit_sources(interactions, vectors, settings, sequential_epochs=epochs)
+        return cls(catalog, vectors, settings, interactions, sources, fusion, ranker)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -94,6 +115,7 @@ class RecommendService:
                 "interactions": self.interactions,
                 "sources": self.sources,
                 "fusion": self.fusion,
+                "ranker": self.ranker,
             }
             pickle.dump(bundle, handle)
 
@@ -103,8 +125,25 @@ class RecommendService:
             bundle = pickle.load(handle)
         if bundle.get("version") != MODEL_VERSION:
             raise StaleModelError(f"{folder} holds an older recommendation model: run `shopfusion build` again")
-        fusion = bundle["fusion"] if settings.source_weights is None else _configured(settings)
-        return cls(catalog, vectors, settings, bundle["interactions"], bundle["sources"], fusion)
+        if settings.source_weights is not None:
+            return cls(catalog, vectors, settings, bundle["interactions"], bundle["sources"], _configured(settings))
+        fusion, ranker = bundle["fusion"], bundle["ranker"] if settings.fusion == "learned" else None
+        return cls(catalog, vectors, settings, bundle["interactions"], bundle["sources"], fusion, ranker)
+
+    def training_summary(self) -> dict[str, object]:
+        """What was learned at fit: the ranking method, the fusion weights and their validation nDCG, and the
+        learned ranker's and the sequential model's training reports."""
+        sequential = self.sources.get("sequential")
+        ranker = self.ranker.report_ if self.ranker is not None else None
+        trained = sequential.model.report_ if isinstance(sequential, SequentialSource) else None
+        return {
+            "method": self.method,
+            "fusion": self.fusion.method,
+            "weights": {n: w for n, w in self.weights.items() if w > 0},
+            "validation_ndcg": self.fusion.validation_ndcg,
+            "ranker": asdict(ranker) if ranker is not None else None,
+            "sequential": asdict(trained) if trained is not None else None,
+        }
 
     # ---- ranking -------------------------------------------------------------------------------------------
 
@@ -125,25 +164,111 @@ class RecommendService:
         weights: dict[str, float] | None = None,
         category: str | None = None,
     ) -> list[Fused]:
-        """Fuse the sources for one history, pad with trending/popular items when short, apply the rules."""
+        """Rank for one history: see `rank_many`."""
+        return self.rank_many([history], k, [exclude], weights=weights, category=category)[0]
+
+    def rank_many(
+        self,
+        histories: Sequence[History],
+        k: int,
+        excludes: Sequence[np.ndarray],
+        *,
+        weights: dict[str, float] | None = None,
+        category: str | None = None,
+        learned: bool | None = None,
+        explain: bool = True,
+    ) -> list[list[Fused]]:
+        """Per history: the learned ranker over every source's candidates or the sources fused by weight
+        (`learned` None: the chosen method; True/False force one, to evaluate both; given `weights` always
+        fuse), padded with trending/popular items when short, with the rules applied. Without `explain` the
+        ranker's per-feature contributions are not computed (bulk evaluation)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        weights = self.weights if weights is None else weights
-        mask = self._mask(exclude, category)
+        masks = [self._mask(e, category) for e in excludes]
         pool = max(self.settings.pool, k)
+        use_ranker = self.method == "learned" if learned is None else learned
+        if self.ranker is not None and self.features is not None and weights is None and use_ranker:
+            ranked, rows = self._learned(histories, masks, pool)
+        else:
+            ranked = self._fused(histories, masks, pool, self.weights if weights is None else weights, explain)
+            rows = [{} for _ in histories]
+        out = []
+        for history, mask, fused, features in zip(histories, masks, ranked, rows, strict=True):
+            chosen_items = self.rules.apply(self._padded(fused, history, mask, pool), k)
+            if explain and features:
+                self._attribute(history, chosen_items, features)
+            out.append(chosen_items)
+        return out
+
+    def _fused(
+        self,
+        histories: Sequence[History],
+        masks: Sequence[np.ndarray],
+        pool: int,
+        weights: dict[str, float],
+        explain: bool,
+    ) -> list[list[Fused]]:
+        """Sources fused by weight; with `explain` each candidate also names the history item behind it."""
         lists = {
-            name: candidates(source, history, pool, mask)
+            name: [candidates(source, h, pool, m) for h, m in zip(histories, masks, strict=True)]
+            if explain
+            else candidates_many(source, histories, pool, masks)
             for name, source in self.sources.items()
             if weights.get(name, 0.0) > 0
         }
-        fused = fuse(lists, weights, len(self.catalog), self.fusion.method, self.settings.rrf_k)
-        if len(fused) < pool and self._fallback is not None:
-            taken = mask.copy()
-            taken[[f.position for f in fused]] = True
-            extra = candidates(self.sources[self._fallback], history, pool - len(fused), taken)
-            floor = min((f.score for f in fused), default=1.0)
-            fused += fuse({self._fallback: extra}, {self._fallback: floor * 0.5 or 1.0}, pool)
-        return self.rules.apply(fused, k)
+        return [
+            fuse(
+                {name: c[i] for name, c in lists.items()},
+                weights,
+                len(self.catalog),
+                self.fusion.method,
+                self.settings.rrf_k,
+            )
+            for i in range(len(histories))
+        ]
+
+    def _learned(
+        self, histories: Sequence[History], masks: Sequence[np.ndarray], pool: int
+    ) -> tuple[list[list[Fused]], list[dict[int, np.ndarray]]]:
+        """The ranker's best `pool` candidates per history (score = P(picked next)), and their feature rows."""
+        assert self.ranker is not None and self.features is not None
+        rows = self.features.build(histories, masks)
+        margins = self.ranker.margin(rows.features, threads=1 if len(histories) == 1 else self.settings.threads)
+        ranked, features = [], []
+        bounds = np.searchsorted(rows.history, np.arange(len(histories) + 1))
+        for start, end in itertools.pairwise(bounds):
+            best = start + np.argsort(-margins[start:end], kind="stable")[:pool]
+            ranked.append([Fused(int(rows.positions[r]), float(_sigmoid(margins[r]))) for r in best])
+            features.append({int(rows.positions[r]): rows.features[r] for r in best})
+        return ranked, features
+
+    def _attribute(self, history: History, chosen: list[Fused], features: dict[int, np.ndarray]) -> None:
+        """Fill each ranked item's contributions (log-odds per feature group, plus 'base'; they sum to
+        logit(score) before boosts) and the history item behind each source."""
+        assert self.ranker is not None and self.features is not None
+        scored = [f for f in chosen if f.position in features]
+        if not scored:
+            return
+        contributions = self.ranker.contributions(np.vstack([features[f.position] for f in scored]))
+        groups = [self.features.group(n) for n in self.ranker.feature_names] + ["base"]
+        positions = np.array([f.position for f in scored])
+        behind = {name: source.because(history, positions) for name, source in self.sources.items()}
+        behind["text"] = self.features.text_because(history, positions)
+        for i, f in enumerate(scored):
+            f.contributions = {}
+            for group, value in zip(groups, contributions[i].tolist(), strict=True):
+                f.contributions[group] = f.contributions.get(group, 0.0) + value
+            f.because = {name: int(b[i]) for name, b in behind.items() if b[i] >= 0}
+
+    def _padded(self, fused: list[Fused], history: History, mask: np.ndarray, pool: int) -> list[Fused]:
+        """Trending/popular items after the ranked ones when fewer than `pool` were found."""
+        if len(fused) >= pool or self._fallback is None:
+            return fused
+        taken = mask.copy()
+        taken[[f.position for f in fused]] = True
+        extra = candidates(self.sources[self._fallback], history, pool - len(fused), taken)
+        floor = min((f.score for f in fused), default=1.0)
+        return fused + fuse({self._fallback: extra}, {self._fallback: floor * 0.5 or 1.0}, pool)
 
     def _results(self, fused: list[Fused], surface: Surface) -> list[ResultItem]:
         out = []
@@ -153,31 +278,37 @@ class RecommendService:
                 "surface": surface,
                 "contributions": {name: round(v, 4) for name, v in f.contributions.items()},
                 "weights": {name: w for name, w in self.weights.items() if w > 0},
-                "fusion": self.fusion.method,
+                "fusion": self.method,
                 "because": because,
             }
             out.append(self.catalog.result(f.position, round(f.score, 6), self.explain(f, surface), signals))
         return out
 
     def explain(self, fused: Fused, surface: Surface = "user") -> str:
-        """A sentence from the source that contributed most, naming the history item behind it."""
+        """A sentence from the source (or, with the learned ranker, the feature group) that contributed most,
+        naming the history item behind it."""
         if "pin" in fused.contributions:
             return "featured by the shop"
-        if not fused.contributions:
-            return "recommended"
-        top = max(fused.contributions, key=lambda s: fused.contributions[s])
+        category = str(self._categories.iloc[fused.position]).split(" > ")[-1]
+        popular = f"popular in {category}" if category else "popular right now"
+        explained = {n: v for n, v in fused.contributions.items() if n not in UNEXPLAINED}
+        if not explained or max(explained.values()) <= 0:
+            return popular if fused.contributions else "recommended"
+        top = max(explained, key=lambda s: explained[s])
         pos = fused.because.get(top)
         item = f"“{self.catalog.title(pos)}”" if pos is not None else "items like yours"
-        category = str(self._categories.iloc[fused.position]).split(" > ")[-1]
         reasons = {
             "repeat": "you bought this before",
             "item_knn": f"people who bought {item} also bought this",
             "ease": f"often chosen together with {item}",
             "als": f"liked by the same shoppers as {item}" if surface == "item" else f"matches your taste, like {item}",
             "content": f"similar to {item} you viewed",
+            "text": f"similar to {item} you viewed",
             "complements": f"bought together with {item}",
             "sequential": f"what shoppers often pick next after {item}",
-            "popularity": f"popular in {category}" if category else "popular right now",
+            "category": f"you often shop in {category}" if category else "matches what you shop for",
+            "popularity": popular,
+            "item": popular,
             "trending": f"trending in {category}" if category else "popular right now",
         }
         reasons["bpr"] = reasons["als"]
@@ -277,6 +408,16 @@ class RecommendService:
 
 
 def _configured(settings: RecommendSettings) -> FusionChoice:
-    """Weights given in the settings are used as they are ('auto' fusion then means weighted)."""
-    method: FusionMethod = "weighted" if settings.fusion == "auto" else settings.fusion
+    """Weights given in the settings are used as they are ('auto' and 'learned' fusion then mean weighted)."""
+    method: FusionMethod = "rrf" if settings.fusion == "rrf" else "weighted"
     return FusionChoice(method, dict(settings.source_weights or {}), None)
+
+
+def _sigmoid(margin: float) -> float:
+    return 1.0 / (1.0 + math.exp(-margin))
+
+
+def _at_least_as_good(ranker: LearnedRanker, fusion: FusionChoice) -> bool:
+    """The ranker's nDCG on its early-stopping people against the fusion weights' on theirs (both held out
+    from the training events the same way)."""
+    return ranker.report_ is None or fusion.validation_ndcg is None or ranker.report_.ndcg >= fusion.validation_ndcg

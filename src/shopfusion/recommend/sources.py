@@ -6,8 +6,9 @@ operations) and can name the history item behind a candidate, which is what expl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -84,6 +85,20 @@ class CandidateSource(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchScorer(Protocol):
+    """A source that scores many histories faster together than one by one (e.g. a neural network)."""
+
+    def scores_many(self, histories: Sequence[History]) -> np.ndarray: ...
+
+
+def score_matrix(source: CandidateSource, histories: Sequence[History]) -> np.ndarray:
+    """One row of catalogue scores per history (a copy: callers may write into it)."""
+    if isinstance(source, BatchScorer):
+        return source.scores_many(histories)
+    return np.vstack([source.scores(h) for h in histories]).astype(np.float32)
+
+
 def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k best positive scores, best first (ties keep catalogue order)."""
     nonzero = np.flatnonzero(scores > 0)
@@ -100,6 +115,21 @@ def candidates(source: CandidateSource, history: History, k: int, exclude: np.nd
         scores[exclude] = 0.0
     top = top_positions(scores, k)
     return Candidates(top, scores[top].astype(np.float32), source.because(history, top))
+
+
+def candidates_many(
+    source: CandidateSource, histories: Sequence[History], k: int, exclusions: Sequence[np.ndarray], batch: int = 1024
+) -> list[Candidates]:
+    """`candidates` for many histories, scored in batches; the history item behind each is not looked up
+    (-1): bulk ranking for evaluation and tuning needs no explanations."""
+    out = []
+    for start in range(0, len(histories), batch):
+        scores = score_matrix(source, histories[start : start + batch])
+        for row, excluded in zip(scores, exclusions[start : start + batch], strict=True):
+            row[excluded] = 0.0
+            top = top_positions(row, k)
+            out.append(Candidates(top, row[top], np.full(len(top), -1, dtype=np.int64)))
+    return out
 
 
 def _none_behind(history: History, positions: np.ndarray) -> np.ndarray:

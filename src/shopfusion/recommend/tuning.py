@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from shopfusion.rank.fusion import FusionMethod, shares
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.registry import fit_sources
-from shopfusion.recommend.sources import History, candidates
+from shopfusion.recommend.sources import CandidateSource, History, candidates_many
 from shopfusion.settings import RecommendSettings
 
 WEIGHT_GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0)  # the best single source starts at 1
@@ -23,9 +23,10 @@ ROUNDS = 3
 
 def validation_split(
     events: pd.DataFrame, *, leave_one_out: bool, fraction: float
-) -> tuple[pd.DataFrame, dict[str, set[str]]]:
-    """(events to fit on, user → held-out items). Leave-one-out holds back each user's last event (users with
-    at least two); otherwise everything in the last `fraction` of the time span is held back."""
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """(events to fit on, user → held-out items in time order). Leave-one-out holds back each user's last
+    event (users with at least two); otherwise everything in the last `fraction` of the time span is held
+    back."""
     ordered = events.sort_values("timestamp", kind="stable")
     if leave_one_out:
         last = ordered.groupby("user_id", sort=False).tail(1)
@@ -36,8 +37,58 @@ def validation_split(
         start, end = ordered["timestamp"].min(), ordered["timestamp"].max()
         cutoff = start + (end - start) * (1 - fraction)
         fit_on, held = ordered[ordered["timestamp"] < cutoff], ordered[ordered["timestamp"] >= cutoff]
-    targets = held.groupby("user_id")["item_id"].agg(lambda s: set(map(str, s)))
+    targets = held.groupby("user_id", sort=False)["item_id"].agg(lambda s: list(dict.fromkeys(map(str, s))))
     return fit_on, {str(u): items for u, items in targets.items()}
+
+
+@dataclass
+class ValidationSet:
+    """Sources fitted on the training events minus their held-out part, and a sample of the held-out
+    people (in random order) with what they picked: what fusion weights and the ranker learn from."""
+
+    data: Interactions
+    sources: dict[str, CandidateSource]
+    histories: list[History]
+    targets: sp.csr_matrix  # people × items, 1 where held out
+    sizes: np.ndarray  # held-out items per person, also those outside the catalogue
+    leave_one_out: bool
+
+    def exclusions(self) -> list[np.ndarray]:
+        """Per person, the positions no method may return (their history when evaluating left-out items)."""
+        return [h.items if self.leave_one_out else np.zeros(0, dtype=np.int64) for h in self.histories]
+
+
+def validation_set(
+    events: pd.DataFrame,
+    item_ids: np.ndarray,
+    vectors: np.ndarray,
+    settings: RecommendSettings,
+    *,
+    leave_one_out: bool,
+    seed: int = 0,
+) -> ValidationSet | None:
+    """None when fewer than 10 held-out people are known before the held-out part."""
+    fit_on, held = validation_split(events, leave_one_out=leave_one_out, fraction=settings.validation_fraction)
+    data = Interactions.from_events(fit_on, item_ids)
+    positions = pd.Index(item_ids.astype(str))
+    users = [u for u in held if data.user_index(u) is not None]
+    if len(users) < 10:
+        return None
+    rng = np.random.default_rng(seed)
+    users = rng.permutation(users)[: max(settings.validation_users, settings.ranker_users)].tolist()
+    rows = [int(data.user_index(u)) for u in users]  # type: ignore[arg-type]
+    held_positions = [positions.get_indexer(held[u]) for u in users]
+    next_items = {row: int(p[p >= 0][0]) for row, p in zip(rows, held_positions, strict=True) if (p >= 0).any()}
+    sources = fit_sources(data, vectors, settings, next_items=next_items)
+    known = [p[p >= 0] for p in held_positions]
+    return ValidationSet(
+        data=data,
+        sources=sources,
+        histories=[History.of_user(data, row) for row in rows],
+        targets=_row_matrix(known, [np.ones(len(p)) for p in known], len(item_ids)),
+        sizes=np.array([len(held[u]) for u in users]),
+        leave_one_out=leave_one_out,
+    )
 
 
 def ndcg_rows(ranked: np.ndarray, targets: sp.csr_matrix, sizes: np.ndarray, k: int) -> np.ndarray:
@@ -71,43 +122,26 @@ class FusionChoice:
     validation_ndcg: float | None  # nDCG@k on the held-out part of the training events (None: not validated)
 
 
-def choose_fusion(
-    events: pd.DataFrame,
-    item_ids: np.ndarray,
-    vectors: np.ndarray,
-    settings: RecommendSettings,
-    *,
-    leave_one_out: bool,
-    k: int = 20,
-    seed: int = 0,
-) -> FusionChoice:
-    """Fusion method (the configured one, or with 'auto' the better of weighted and rrf) and weights per
-    source that maximise held-out nDCG@k; equal weights when there is too little data to validate on."""
-    methods: tuple[FusionMethod, ...] = ("weighted", "rrf") if settings.fusion == "auto" else (settings.fusion,)
-    fit_on, held = validation_split(events, leave_one_out=leave_one_out, fraction=settings.validation_fraction)
-    data = Interactions.from_events(fit_on, item_ids)
-    sources = fit_sources(data, vectors, settings)
-    users = [u for u in held if data.user_index(u) is not None]
-    if not sources or len(users) < 10:
-        return FusionChoice(methods[0], dict.fromkeys(sources, 1.0), None)
-    rng = np.random.default_rng(seed)
-    users = sorted(rng.choice(users, size=min(len(users), settings.validation_users), replace=False).tolist())
-    histories = [History.of_user(data, int(data.user_index(u))) for u in users]  # type: ignore[arg-type]
-    positions = pd.Index(item_ids.astype(str))
-    target_rows = [positions.get_indexer(list(held[u])) for u in users]
-    known = [t[t >= 0] for t in target_rows]
-    targets = _row_matrix(known, [np.ones(len(t)) for t in known], len(item_ids))
-    sizes = np.array([len(held[u]) for u in users])
+def choose_fusion(validation: ValidationSet | None, settings: RecommendSettings, *, k: int = 20) -> FusionChoice:
+    """Fusion method (the configured one, or with 'auto'/'learned' the better of weighted and rrf) and
+    weights per source that maximise held-out nDCG@k over up to `validation_users` people; equal weights
+    when there is nothing to validate on."""
+    alone: dict[str, tuple[FusionMethod, ...]] = {"weighted": ("weighted",), "rrf": ("rrf",)}
+    methods = alone.get(settings.fusion, ("weighted", "rrf"))
+    if validation is None or not validation.sources:
+        names = validation.sources if validation is not None else settings.sources
+        return FusionChoice(methods[0], dict.fromkeys(names, 1.0), None)
+    n = settings.validation_users
+    histories, exclusions = validation.histories[:n], validation.exclusions()[:n]
+    targets, sizes = validation.targets[:n], validation.sizes[:n]
     pool = max(settings.pool, k)
-    lists = {
-        name: [candidates(source, h, pool, h.items if leave_one_out else None) for h in histories]
-        for name, source in sources.items()
-    }
+    n_items = validation.data.n_items
+    lists = {name: candidates_many(source, histories, pool, exclusions) for name, source in validation.sources.items()}
     choices = []
     for method in methods:
         matrices = {
             name: _row_matrix(
-                [c.positions for c in cands], [shares(c.scores, method, settings.rrf_k) for c in cands], len(item_ids)
+                [c.positions for c in cands], [shares(c.scores, method, settings.rrf_k) for c in cands], n_items
             )
             for name, cands in lists.items()
         }

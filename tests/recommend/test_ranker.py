@@ -1,0 +1,115 @@
+"""The learned ranker: beats its best single input feature, its contributions add up to its score, and the
+service uses it (and explains with it) when there is enough to learn from."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shopfusion.catalog.schema import Item
+from shopfusion.catalog.snapshot import CatalogSnapshot
+from shopfusion.recommend.ranker import CandidateRows, LearnedRanker
+from shopfusion.recommend.service import RecommendService
+from shopfusion.settings import RecommendSettings
+from tests.conftest import HashingEncoder
+
+K = 5
+SMALL = {"ranker_max_trees": 150, "ranker_min_child_samples": 10, "threads": 1}
+
+
+def generated(n_users: int, rng: np.random.Generator, per_user: int = 30) -> tuple[CandidateRows, np.ndarray]:
+    """Each person's candidates carry two noisy signals and a switch: which signal tells the truth depends
+    on the switch, so no single feature ranks well and a model of their interaction does."""
+    history = np.repeat(np.arange(n_users), per_user)
+    switch = rng.integers(0, 2, size=len(history)).astype(np.float32)
+    relevance = rng.normal(size=len(history))
+    noisy = [relevance + rng.normal(scale=2.0, size=len(history)) for _ in range(2)]
+    first = np.where(switch == 1, relevance, noisy[0])
+    second = np.where(switch == 0, relevance, noisy[1])
+    labels = np.zeros(len(history), dtype=np.float32)
+    best = relevance.reshape(n_users, per_user).argmax(axis=1) + np.arange(n_users) * per_user
+    labels[best] = 1.0
+    features = np.column_stack([first, second, switch]).astype(np.float32)
+    return CandidateRows(history, np.tile(np.arange(per_user), n_users), features), labels
+
+
+def mean_ndcg(rows: CandidateRows, labels: np.ndarray, scores: np.ndarray, per_user: int = 30) -> float:
+    """One relevant candidate per person: 1 / log2(rank + 2) if it is in the top K."""
+    ranks = (-scores.reshape(-1, per_user)).argsort(axis=1).argsort(axis=1)
+    rank = ranks[labels.reshape(-1, per_user) == 1]
+    return float(np.mean(np.where(rank < K, 1.0 / np.log2(rank + 2), 0.0)))
+
+
+def test_ranker_beats_its_best_single_feature_and_contributions_add_up() -> None:
+    rng = np.random.default_rng(0)
+    train, train_labels = generated(600, rng)
+    ranker = LearnedRanker(["first", "second", "switch"], RecommendSettings(**SMALL))  # type: ignore[arg-type]
+    ranker.fit(train, train_labels, np.ones(600, dtype=np.int64), K)
+    assert ranker.report_ is not None and ranker.report_.auc > 0.5 and ranker.report_.logloss > 0
+
+    test, test_labels = generated(400, np.random.default_rng(1))
+    learned = mean_ndcg(test, test_labels, ranker.margin(test.features))
+    single = max(mean_ndcg(test, test_labels, test.features[:, j]) for j in range(test.features.shape[1]))
+    assert learned > single * 1.1, (learned, single)
+
+    contributions = ranker.contributions(test.features[:50])
+    assert contributions.shape == (50, 4)
+    assert contributions.sum(axis=1) == pytest.approx(ranker.margin(test.features[:50]), abs=1e-6)
+
+
+def shop(n_users: int = 160, seed: int = 0) -> tuple[CatalogSnapshot, pd.DataFrame]:
+    """Four categories of eight items; each person walks one category in its fixed order from a random start."""
+    rng = np.random.default_rng(seed)
+    categories = ["Garden", "Kitchen", "Toys", "Books"]
+    items = [
+        Item(item_id=f"{c[:2]}{i}", title=f"{c} thing {i}", category=[c], price=float(5 + i))
+        for c in categories
+        for i in range(8)
+    ]
+    rows = []
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    for u in range(n_users):
+        category, first = categories[u % 4], int(rng.integers(0, 8))
+        for step in range(6):
+            item = f"{category[:2]}{(first + step) % 8}"
+            rows.append((f"u{u}", item, "purchase", start + pd.Timedelta(days=u % 7 + 3 * step)))
+    return CatalogSnapshot.from_items(items), pd.DataFrame(rows, columns=["user_id", "item_id", "type", "timestamp"])
+
+
+@pytest.fixture(scope="module")
+def learned_service() -> RecommendService:
+    snapshot, events = shop()
+    texts = [f"{t} {c}" for t, c in zip(snapshot.frame["title"], snapshot.frame["category_path"], strict=True)]
+    settings = RecommendSettings(
+        **SMALL,  # type: ignore[arg-type]
+        factors=8,
+        mf_iterations=5,
+        sequential_max_epochs=5,
+        ranker_min_positives=20,
+        exclude_purchased={"user": True, "session": True, "item": True, "complements": True},
+    )
+    return RecommendService.fit(snapshot, events, HashingEncoder().encode(texts), settings, k=K)
+
+
+def test_service_ranks_with_the_learned_ranker_and_explains_with_its_contributions(
+    learned_service: RecommendService, tmp_path: Path
+) -> None:
+    service = learned_service
+    assert service.ranker is not None and service.method == "learned"
+    results = service.recommend_user("u0", K)  # u0 walks Garden
+    assert results[0].item_id.startswith("Ga")
+    assert all(r.signals["fusion"] == "learned" and r.reason and r.signals["contributions"] for r in results)
+    history = service.history_of("u0")
+    for f in service.rank(history, K, history.items):  # contributions are log-odds shares of the score
+        assert sum(f.contributions.values()) == pytest.approx(math.log(f.score / (1 - f.score)), rel=1e-4)
+    session = service.recommend_session(["Ki2", "Ki3"], K)  # a session ranks through the same model
+    assert session[0].item_id.startswith("Ki") and all(r.reason for r in session)
+
+    service.save(tmp_path)
+    loaded = RecommendService.load(tmp_path, service.catalog, service.vectors, service.settings)
+    assert loaded.ranker is not None
+    assert [r.item_id for r in loaded.recommend_user("u0", K)] == [r.item_id for r in results]
