@@ -23,12 +23,14 @@ import numpy as np
 import Stemmer
 import torch
 
+from shopfusion.catalog.schema import Item
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.evaluate.search_eval import Scores, load_products, load_qrels, load_queries
 from shopfusion.index.lexical import Bm25Index, weighted_tokens
 from shopfusion.index.vector import ExactIndex, HnswIndex
 from shopfusion.pipeline import make_encoder
 from shopfusion.search.hybrid import Candidates, HybridSearcher
+from shopfusion.search.learned import BI_ENCODER_DIR, Tuned, load_learned
 from shopfusion.search.service import SearchService
 from shopfusion.settings import Settings
 from shopfusion.workspace import Workspace
@@ -97,12 +99,43 @@ class Tantivy:
         return [int(self.searcher.doc(address)["pos"][0]) for _score, address in hits]
 
 
+def learned_rows(
+    folder: Path, ws: Workspace, settings: Settings, searcher: HybridSearcher, items: list[Item], sample: list[str]
+) -> dict[str, np.ndarray]:
+    """The trained pipeline with and without its cross-encoder (query encodings not cached, as above)."""
+    cached = make_encoder(ws, settings, str(folder / BI_ENCODER_DIR))
+    texts = [i.text() for i in items]
+    tuned_vectors = cached.encode(texts, show_progress=True)
+    cached.cache.close()
+    tuned_settings = settings.search.model_copy(update={"query_vector_cache": 0})
+    tuned = Tuned(cached.encoder, HnswIndex.build(tuned_vectors))
+    learned = load_learned(
+        folder, searcher, [i.item_id for i in items], [i.title for i in items], texts, tuned, settings.search_training
+    )
+    if learned is None:
+        print(f"learned search in {folder}: not trained or not used (see its report.json)")
+        return {}
+    learned.signals.tuned_searcher = HybridSearcher(searcher.lexical, tuned.index, tuned.encoder, tuned_settings)
+    rows = {f"learned + cross-encoder top {learned.rerank_depth}": timed(lambda q: learned.rank(q, TOP), sample)}
+    cross, learned.cross = learned.cross, None
+    rows["learned, first ranker only"] = timed(lambda q: learned.rank(q, TOP), sample)
+    learned.cross = cross
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--workspace", type=Path, default=None, help="Embedding cache folder (default: temp)")
     parser.add_argument("--queries", type=int, default=500, help="Timed queries per method")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for query encoding")
+    parser.add_argument(
+        "--trained",
+        type=Path,
+        default=None,
+        help="Learned search folder (`eval search --train-*` writes "
+        "WORKSPACE/trained/search): adds the learned pipeline's rows",
+    )
     args = parser.parse_args()
     if not (args.data / "products.csv").exists():
         print(f"SKIPPED: the Home Depot benchmark is not at {args.data} (../shared/data is absent)")
@@ -143,6 +176,8 @@ def main() -> None:
         "default, repeated query": timed(lambda q: warm.search(q, TOP), sample),
         "service.search (+facets)": timed(lambda q: service.search(q, TOP), sample),
     }
+    if args.trained is not None:
+        methods.update(learned_rows(args.trained, ws, settings, cold, items, sample))
     base99 = percentiles(baselines["bm25s-only (titles)"])[2]
     exact99 = percentiles(baselines["exact scan (pre-encoded)"])[2]
     print(f"\n{'method':30} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} | p99 / bm25s-only | p99 / exact scan")

@@ -154,6 +154,33 @@ def train_recommend_command(workspace: WorkspaceOpt = Path("workspace"), as_json
     )
 
 
+@train_app.command("search")
+def train_search_command(
+    queries: Annotated[Path, typer.Option("--queries", help="queries.tsv: query_id<TAB>query")],
+    qrels: Annotated[Path, typer.Option("--qrels", help="qrels.tsv: query_id<TAB>item_id<TAB>grade")],
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune the bi-encoder and the cross-encoder and train the rankers from graded judgements; the served
+    search uses them from the next engine load (`serve` picks them up on POST /admin/reload)."""
+    from shopfusion.evaluate.search_eval import EvalInputError
+    from shopfusion.pipeline import train_search, trained_search_dir
+
+    ws = _open(workspace)
+    try:
+        report = train_search(ws, queries, qrels, log=console.print if not as_json else lambda _: None)
+    except (BuildError, EncoderUnavailable, EvalInputError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    scores = (
+        f"nDCG@10 learned {report['learned_validation_ndcg']:.4f} vs untrained {report['blend_validation_ndcg']:.4f}"
+    )
+    verdict = "served from the next engine load" if report["used"] else "not better, so search stays untrained"
+    console.print(f"learned search in {trained_search_dir(ws)} ({scores} on held-out train queries): {verdict}")
+
+
 @app.command()
 def stats(workspace: WorkspaceOpt = Path("workspace"), as_json: JsonOpt = False) -> None:
     """Counts in the store and what the last build produced."""

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from shopfusion.catalog.snapshot import CatalogSnapshot
-from shopfusion.pipeline import VECTORS_FILE, make_encoder, read_manifest
+from shopfusion.index.vector import build_vector_index
+from shopfusion.pipeline import VECTORS_FILE, item_texts, make_encoder, read_manifest, trained_search_dir
 from shopfusion.recommend.service import RecommendService
 from shopfusion.results import ResultItem
+from shopfusion.search.learned import BI_ENCODER_DIR, LearnedSearch, Tuned, load_learned
 from shopfusion.search.service import DEFAULT_FACETS, SearchResponse, SearchService
 from shopfusion.workspace import Workspace, WorkspaceError
 
@@ -40,9 +42,49 @@ class Engine:
         # query vectors in memory instead.
         cached = make_encoder(self.ws, self.settings)
         cached.cache.close()
-        return SearchService.load(
+        service = SearchService.load(
             self.artifacts / "search", self.catalog, cached.encoder, self.settings.search, self.ws.root
         )
+        service.vectors = self.vectors
+        service.learned = self._learned_search(service)
+        return service
+
+    def _learned_search(self, service: SearchService) -> LearnedSearch | None:
+        """The pipeline `train search` left in the workspace, over this build's catalogue (None: untrained)."""
+        folder = trained_search_dir(self.ws)
+        if not (folder / BI_ENCODER_DIR).exists() and not (folder / "report.json").exists():
+            return None
+        tuned = None
+        if (folder / BI_ENCODER_DIR).exists():
+            cached = make_encoder(self.ws, self.settings, str(folder / BI_ENCODER_DIR))
+            vectors = cached.encode(self.item_texts)  # cached per model: only new items are encoded
+            cached.cache.close()
+            index = build_vector_index(vectors, self.settings.search.exact_vector_max_items)
+            tuned = Tuned(cached.encoder, index)
+        frame = self.catalog.frame
+        return load_learned(
+            folder,
+            service.searcher,
+            frame["item_id"].astype(str).tolist(),
+            frame["title"].fillna("").astype(str).tolist(),
+            self.item_texts,
+            tuned,
+            self.settings.search_training,
+        )
+
+    @cached_property
+    def item_texts(self) -> list[str]:
+        return item_texts(self.artifacts, self.catalog)
+
+    def profile(self, user_id: str | None = None, session: Sequence[str] = (), recent: int = 10) -> list[int]:
+        """Catalogue positions of the shopper's most recent items (session items last), for personalised search."""
+        positions: list[int] = []
+        if user_id:
+            history = self.recommend_service.history_of(user_id)
+            order = np.argsort(-history.recency, kind="stable")[:recent]
+            positions.extend(int(p) for p in history.items[order])
+        positions.extend(p for p in (self.catalog.position(i) for i in session) if p is not None)
+        return positions[-recent:]
 
     @cached_property
     def recommend_service(self) -> RecommendService:
@@ -57,9 +99,14 @@ class Engine:
         sort: str = "relevance",
         page: int = 1,
         facets: Sequence[str] | None = DEFAULT_FACETS,
+        user_id: str | None = None,
+        session: Sequence[str] = (),
     ) -> SearchResponse:
-        """Hybrid search; raises SearchError (a ValueError) with the reason for a request it cannot answer."""
-        return self.search_service.search(query, k, filters=filters, sort=sort, page=page, facets=facets)
+        """Search (learned when trained, hybrid otherwise), personalised by the user's or session's recent items;
+        raises SearchError (a ValueError) with the reason for a request it cannot answer."""
+        return self.search_service.search(
+            query, k, filters=filters, sort=sort, page=page, facets=facets, profile=self.profile(user_id, session)
+        )
 
     def recommend_user(self, user_id: str, k: int = 10, *, category: str | None = None) -> list[ResultItem]:
         """Unknown users get trending/popular items (within `category` if given); k < 1 raises ValueError."""

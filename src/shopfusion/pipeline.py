@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +14,14 @@ import numpy as np
 
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.catalog.store import open_store
-from shopfusion.encoders import CachedEncoder, EmbeddingCache, SentenceTransformerEncoder
+from shopfusion.encoders import CachedEncoder, EmbeddingCache, SentenceTransformerEncoder, resolve_model
 from shopfusion.recommend.service import RecommendService
 from shopfusion.search.service import build_search_artifacts
 from shopfusion.settings import Settings
 from shopfusion.workspace import Workspace, atomic_path
 
 VECTORS_FILE = "item_vectors.npy"
+TEXTS_FILE = "item_texts.json"  # what the encoder read per item, in catalogue order
 
 
 class BuildError(RuntimeError):
@@ -37,10 +39,11 @@ class BuildReport:
     seconds: float
 
 
-def make_encoder(ws: Workspace, settings: Settings) -> CachedEncoder:
+def make_encoder(ws: Workspace, settings: Settings, model: str | None = None) -> CachedEncoder:
+    """The configured encoder (or `model`, e.g. a fine-tuned folder) behind the workspace's embedding cache."""
     enc = settings.encoder
     base = SentenceTransformerEncoder(
-        enc.model, batch_size=enc.batch_size, device=enc.device, max_seq_length=enc.max_seq_length
+        model or enc.model, batch_size=enc.batch_size, device=enc.device, max_seq_length=enc.max_seq_length
     )
     return CachedEncoder(base, EmbeddingCache(ws.embedding_cache_path))
 
@@ -65,6 +68,7 @@ def build(ws: Workspace, *, show_progress: bool = False) -> BuildReport:
         tmp.mkdir()
         catalog.save(tmp)
         np.save(tmp / VECTORS_FILE, vectors)
+        (tmp / TEXTS_FILE).write_text(json.dumps([i.text() for i in items]))
         vector_kind = build_search_artifacts(items, vectors, settings.search, tmp / "search", events)
         recommender = RecommendService.fit(catalog, events, vectors, settings.recommend)
         recommender.save(tmp / "recommend")
@@ -87,6 +91,14 @@ def build(ws: Workspace, *, show_progress: bool = False) -> BuildReport:
     ws.activate(version)
     ws.prune_versions(settings.model_versions_kept)
     return report
+
+
+def item_texts(artifacts: Path, catalog: CatalogSnapshot) -> list[str]:
+    """The texts a build encoded, in catalogue order (builds older than this file: the titles)."""
+    path = artifacts / TEXTS_FILE
+    if path.exists():
+        return [str(t) for t in json.loads(path.read_text())]
+    return [catalog.title(p) for p in range(len(catalog))]
 
 
 def read_manifest(artifacts: Path) -> dict[str, object]:
@@ -127,3 +139,42 @@ def train_recommend(ws: Workspace) -> dict[str, object]:
     ws.activate(version)
     ws.prune_versions(settings.model_versions_kept)
     return manifest
+
+
+def trained_search_dir(ws: Workspace) -> Path:
+    """Learned search models live beside the builds, not in one: every later build and rollback uses them."""
+    return ws.root / "trained" / "search"
+
+
+def train_search(ws: Workspace, queries: Path, qrels: Path, log: Callable[[str], None] = print) -> dict[str, object]:
+    """Train the learned search stages (fine-tuned bi-encoder, cross-encoder, rankers) from graded judgements
+    over the served build's catalogue; replaces `trained_search_dir` atomically. Files as for `eval search`."""
+    from shopfusion.evaluate.search_eval import load_qrels, load_queries
+    from shopfusion.search.learned import SearchTrainer
+    from shopfusion.search.service import SearchService
+
+    current = ws.artifacts_dir
+    if not (current / "manifest.json").exists():
+        raise BuildError(f"{ws.root} has not been built yet: run `shopfusion build` first")
+    settings = ws.settings
+    catalog = CatalogSnapshot.load(current)
+    ids = catalog.frame["item_id"].astype(str).tolist()
+    titles = [catalog.title(p) for p in range(len(ids))]
+    texts = item_texts(current, catalog)
+    encoder = make_encoder(ws, settings)
+    searcher = SearchService.load(current / "search", catalog, encoder, settings.search, ws.root).searcher
+    trainer = SearchTrainer(
+        searcher,
+        ids,
+        titles,
+        texts,
+        settings.search_training,
+        base_model=resolve_model(settings.encoder.model),
+        make_tuned_encoder=lambda folder: make_encoder(ws, settings, str(folder)),
+        log=log,
+    )
+    with atomic_path(trained_search_dir(ws)) as tmp:
+        tmp.mkdir()
+        _, report = trainer.train(load_queries(queries), load_qrels(qrels), tmp)
+    encoder.cache.close()
+    return asdict(report)

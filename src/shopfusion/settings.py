@@ -40,6 +40,12 @@ class SearchSettings(_Section):
     max_query_chars: int = Field(1000, ge=1, description="Longer queries are rejected with a clear error")
     query_vector_cache: int = Field(4096, ge=0, description="Recent query vectors kept in memory (0: none)")
     candidates: int = Field(200, ge=1, description="Candidates taken from each retriever before fusion")
+    understand_queries: bool = Field(
+        True, description="Price bounds, brands and catalogue attribute values in the query become filters"
+    )
+    personalisation_weight: float = Field(
+        0.3, ge=0, description="Boost by closeness to the shopper's recent items: score × (1 + w × cosine)"
+    )
     exact_vector_max_items: int = Field(
         50_000, ge=0, description="Catalogues up to this size use exact inner product, larger ones FAISS HNSW"
     )
@@ -97,7 +103,10 @@ class RecommendSettings(_Section):
     sequential_max_len: int = Field(20, ge=2, description="Most recent items the sequential model reads")
     sequential_max_epochs: int = Field(40, ge=1)
     sequential_patience: int = Field(4, ge=1, description="Epochs without validation gain before stopping")
-    sequential_max_seconds: float = Field(180.0, gt=0, description="Training time cap per run")
+    sequential_max_seconds: float = Field(150.0, gt=0, description="Training time cap per run")
+    sequential_threads: int = Field(
+        1, ge=1, description="Torch threads of the sequential model (on shared cores more threads spin-wait)"
+    )
     ranker_candidates: int = Field(50, ge=1, description="Top candidates per source the learned ranker scores")
     ranker_users: int = Field(8000, ge=10, description="Validation users the learned ranker is trained on")
     ranker_min_positives: int = Field(
@@ -135,6 +144,27 @@ class RecommendSettings(_Section):
         return value
 
 
+class SearchTrainingSettings(_Section):
+    """`train search` and `eval search --train-*`: what is learned from the shop's judgements and how long it may take."""
+
+    bi_encoder_epochs: int = Field(
+        2, ge=0, description="Contrastive fine-tuning epochs (0: keep the pretrained encoder)"
+    )
+    bi_encoder_batch_size: int = Field(32, ge=2, description="In-batch negatives per step")
+    bi_encoder_lr: float = Field(3e-5, gt=0)
+    cross_encoder_epochs: int = Field(1, ge=0, description="Cross-encoder epochs (0: no cross-encoder)")
+    cross_encoder_batch_size: int = Field(32, ge=1)
+    cross_encoder_lr: float = Field(4e-5, gt=0)
+    negatives_per_query: int = Field(4, ge=0, description="Unjudged top BM25/hybrid results used as negatives")
+    rerank_depth: int = Field(30, ge=1, description="Results the cross-encoder re-scores per query")
+    ltr_depth: int = Field(100, ge=10, description="Candidates per query the learned ranker orders")
+    ranker_share: float = Field(
+        0.3, gt=0, lt=1, description="Share of train queries held out from the neural models to train the ranker"
+    )
+    max_seconds: float = Field(1500.0, gt=0, description="Time cap for the neural training of one run")
+    seed: int = 13
+
+
 class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -169,6 +199,7 @@ class Settings(BaseSettings):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)  # type: ignore[arg-type]
     search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)  # type: ignore[arg-type]
+    search_training: SearchTrainingSettings = Field(default_factory=SearchTrainingSettings)  # type: ignore[arg-type]
     serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
 
     @classmethod

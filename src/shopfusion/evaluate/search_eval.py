@@ -11,21 +11,24 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from shopfusion.catalog.ingest import ColumnMapping, read_frames, resolve_mapping, row_to_fields
 from shopfusion.catalog.schema import Item
+from shopfusion.encoders import resolve_model
 from shopfusion.encoders.base import TextEncoder
 from shopfusion.evaluate.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from shopfusion.index.lexical import Bm25Index, weighted_tokens
 from shopfusion.index.vector import ExactIndex
 from shopfusion.pipeline import make_encoder
 from shopfusion.search.hybrid import Candidates, HybridSearcher, fuse
+from shopfusion.search.learned import LearnedSearch, SearchTrainer, TrainingReport
 from shopfusion.settings import SearchSettings, Settings
 from shopfusion.workspace import Workspace
 
@@ -150,6 +153,40 @@ def build_searcher(items: list[Item], encoder: TextEncoder, settings: SearchSett
     return HybridSearcher(lexical, vectors, encoder, settings)
 
 
+def build_searcher_from(searcher: HybridSearcher, settings: SearchSettings) -> HybridSearcher:
+    """The same indexes and query vectors with other (learned) fusion settings."""
+    other = searcher.with_indexes(searcher.lexical, searcher.vectors)
+    other.settings = settings
+    return other
+
+
+def score_learned_stages(
+    learned: LearnedSearch,
+    texts: Mapping[str, str],
+    judged: Qrels,
+    ids: list[str],
+    k: int,
+    blend: Method,
+    retrieved: Mapping[str, Retrieved],
+) -> dict[str, Scores]:
+    """Each learned stage on the evaluated queries: fine-tuned dense alone, the served blend re-ranked by the
+    cross-encoder alone, and the full learned ranking."""
+    stages = {name: Scores() for name in ("dense-finetuned", "+cross-encoder", "+ltr")}
+    signals, depth = learned.signals, learned.rerank_depth
+    for qid, query in texts.items():
+        tuned = signals.tuned_candidates(query)
+        if tuned is not None:
+            stages["dense-finetuned"].add([ids[p] for p in tuned.positions[:RECALL_DEPTH].tolist()], judged[qid], k)
+        ranked = blend(*retrieved[qid])
+        if learned.cross is not None:
+            head = ranked[:depth]
+            cross = learned.cross.scores(query, [signals.texts[p] for p in head])
+            ranked = [head[i] for i in np.argsort(-cross, kind="stable")] + ranked[depth:]
+            stages["+cross-encoder"].add([ids[p] for p in ranked], judged[qid], k)
+        stages["+ltr"].add([ids[h.position] for h in learned.rank(query, RECALL_DEPTH)], judged[qid], k)
+    return {name: s for name, s in stages.items() if s.queries}
+
+
 def run_search_eval(
     *,
     products: Path,
@@ -181,11 +218,25 @@ def run_search_eval(
             return {q: (searcher.lexical_candidates(t), searcher.semantic_candidates(t)) for q, t in texts.items()}
 
         default_settings, learned_from = served, "settings"
+        learned: LearnedSearch | None = None
+        training: TrainingReport | None = None
         if train_queries is not None and train_qrels is not None:
             train_texts, train_judged = load_queries(train_queries), load_qrels(train_qrels)
             train_ids = {q: t for q, t in train_texts.items() if any(g > 0 for g in train_judged.get(q, {}).values())}
             default_settings = learn_blend_weights(retrieve(train_ids), train_judged, ids, served, k)
             learned_from = f"{len(train_ids)} train queries"
+            searcher = build_searcher_from(searcher, default_settings)
+            trainer = SearchTrainer(
+                searcher,
+                ids,
+                [i.title for i in items],
+                [i.text() for i in items],
+                settings.search_training,
+                base_model=resolve_model(settings.encoder.model),
+                make_tuned_encoder=lambda folder: make_encoder(ws, settings, str(folder)),
+                log=console.print,
+            )
+            learned, training = trainer.train(train_ids, train_judged, ws.root / "trained" / "search")
         equal = served.model_copy(update={"lexical_weight": 1.0, "semantic_weight": 1.0})
         methods: dict[str, Method] = {
             "bm25": lambda lex, sem: lex.positions[:RECALL_DEPTH].tolist(),
@@ -194,8 +245,14 @@ def run_search_eval(
             "blend": fusion_method(equal, "blend"),
             DEFAULT_METHOD: fusion_method(default_settings),
         }
-        evaluated = retrieve({q: eval_queries[q] for q in qids})
+        texts = {q: eval_queries[q] for q in qids}
+        evaluated = retrieve(texts)
         scores = {name: score_method(method, evaluated, judged, ids, k) for name, method in methods.items()}
+        if learned is not None and training is not None:
+            stages = score_learned_stages(learned, texts, judged, ids, k, fusion_method(default_settings), evaluated)
+            scores.update(stages)
+            if training.used:
+                scores[DEFAULT_METHOD] = stages["+ltr"]
         encoder.cache.close()
     default = DEFAULT_METHOD
     report: dict[str, object] = {
@@ -206,7 +263,9 @@ def run_search_eval(
             "lexical_weight": default_settings.lexical_weight,
             "semantic_weight": default_settings.semantic_weight,
             "weights_from": learned_from,
+            "learned_ranker": bool(training and training.used),
         },
+        "training": asdict(training) if training else None,
         "seconds": round(time.perf_counter() - started, 1),
     }
     json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,8 @@ from shopfusion.index.synonyms import Synonyms
 from shopfusion.index.vector import BuiltVectorIndex, LiveVectorIndex, build_vector_index, load_vector_index
 from shopfusion.results import ResultItem
 from shopfusion.search.hybrid import Hit, HybridSearcher
+from shopfusion.search.learned import LearnedHit, LearnedSearch
+from shopfusion.search.understanding import QueryParser
 from shopfusion.settings import SearchSettings
 
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "popularity"]
@@ -68,8 +70,10 @@ class SearchResponse(list[ResultItem]):
         per_page: int,
         sort: str,
         facets: dict[str, dict[str, int]],
+        understood: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(results)
+        self.understood = understood
         self.query = query
         self.total = total
         self.page = page
@@ -86,6 +90,7 @@ class SearchResponse(list[ResultItem]):
             "sort": self.sort_by,
             "results": [asdict(r) for r in self],
             "facets": self.facets,
+            "understood": self.understood,
         }
 
 
@@ -146,12 +151,18 @@ class SearchService:
         catalog: CatalogSnapshot,
         popularity: np.ndarray,
         writes: ItemWrites | None = None,
+        learned: LearnedSearch | None = None,
+        vectors: np.ndarray | None = None,
     ) -> None:
-        """`writes`: the built indexes with the item writes since, needed by `with_item`/`without_item`."""
+        """`writes`: the built indexes with the item writes since, needed by `with_item`/`without_item`.
+        `learned`: the trained ranking (`train search`), used while no item was written since the build.
+        `vectors`: item text embeddings, for personalisation by a shopper's recent items."""
         self.searcher = searcher
         self.catalog = catalog
         self.popularity = popularity
         self.writes = writes
+        self.learned = learned
+        self.vectors = vectors
 
     @classmethod
     def load(
@@ -211,7 +222,8 @@ class SearchService:
         lexical = LiveLexicalIndex(writes.lexical, len(catalog), writes.documents)
         vectors = LiveVectorIndex(writes.vectors, len(catalog), writes.embeddings)
         popularity = np.pad(self.popularity, (0, len(catalog) - len(self.popularity)))
-        return SearchService(self.searcher.with_indexes(lexical, vectors), catalog, popularity, writes)
+        searcher = self.searcher.with_indexes(lexical, vectors)
+        return SearchService(searcher, catalog, popularity, writes, self.learned, self.vectors)
 
     def _live(self, mask: np.ndarray | None) -> np.ndarray | None:
         """`mask` without the items deleted since the build."""
@@ -328,6 +340,43 @@ class SearchService:
         # unknown values (no price, no date) go last; relevance breaks ties
         return sorted(hits, key=lambda h: (np.isnan(key[h.position]), key[h.position], h.fused_rank))
 
+    @cached_property
+    def parser(self) -> QueryParser:
+        frame = self.catalog.frame
+        return QueryParser.from_catalog(
+            frame["title"].fillna("").astype(str).tolist(),
+            frame["brand"].tolist(),
+            frame["category_path"].tolist(),
+            self._columns.attributes,
+        )
+
+    def _ranked(self, text: str, mask: np.ndarray | None) -> tuple[list[Hit], dict[int, LearnedHit]]:
+        """Hits best first; with the learned ranking also each hit's feature contributions."""
+        written = self.writes is not None and (self.writes.documents or self.writes.embeddings)
+        if self.learned is None or written:
+            return self.searcher.search(text, None, mask), {}
+        learned = self.learned.rank(text, None, mask)
+        hits = [Hit(h.position, h.score, 0.0, 0.0, None, None, rank) for rank, h in enumerate(learned, 1)]
+        return hits, {h.position: h for h in learned}
+
+    def _personalised(self, hits: list[Hit], profile: Sequence[int]) -> list[Hit]:
+        """Hits re-scored by closeness to the shopper's recent items: score × (1 + weight × cosine), so the
+        boost follows the shopper without overturning clearly better matches."""
+        weight = self.searcher.settings.personalisation_weight
+        recent = [p for p in profile if 0 <= p < len(self.catalog)]
+        if not hits or not recent or weight == 0 or self.vectors is None:
+            return hits
+        centre = self.vectors[recent].mean(axis=0)
+        centre = centre / max(float(np.linalg.norm(centre)), 1e-9)
+        positions = np.array([h.position for h in hits if h.position < len(self.vectors)], dtype=np.int64)
+        affinity = dict(zip(positions.tolist(), (self.vectors[positions] @ centre).tolist(), strict=True))
+        low = min(h.score for h in hits)
+        rescored = [
+            replace(h, score=(h.score - low + 1e-9) * (1 + weight * max(affinity.get(h.position, 0.0), 0.0)))
+            for h in hits
+        ]
+        return sorted(rescored, key=lambda h: (-h.score, h.fused_rank))
+
     def search(
         self,
         query: str,
@@ -337,8 +386,12 @@ class SearchService:
         sort: str = "relevance",
         page: int = 1,
         facets: Sequence[str] | None = DEFAULT_FACETS,
+        profile: Sequence[int] = (),
     ) -> SearchResponse:
-        """Page `page` (k per page) of the fused, filtered result set, sorted as asked, with facet counts."""
+        """Page `page` (k per page) of the ranked, filtered result set, sorted as asked, with facet counts.
+
+        The query is understood first (price bounds, brands and attribute values become filters unless the
+        caller set that filter); `profile`: catalogue positions of the shopper's recent items, to personalise."""
         text = query.strip()
         if not text:
             raise SearchError("empty query: type what you are looking for")
@@ -349,22 +402,35 @@ class SearchService:
             raise SearchError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
         if k < 1 or page < 1:
             raise SearchError("k and page must be at least 1")
-        hits = self._order(self.searcher.search(text, None, self._live(self.mask(filters or {}))), sort)
+        understood = self.parser.parse(text) if self.searcher.settings.understand_queries else None
+        applied = dict(filters or {})
+        if understood is not None:
+            applied = {**understood.filters, **applied}
+        hits, learned = self._ranked(understood.text if understood else text, self._live(self.mask(applied)))
+        hits = self._order(self._personalised(hits, profile), sort)
         start = (page - 1) * k
         positions = np.array([h.position for h in hits], dtype=np.int64)
         return SearchResponse(
-            [self._result(h) for h in hits[start : start + k]],
+            [self._result(h, learned.get(h.position)) for h in hits[start : start + k]],
             query=text,
             total=len(hits),
             page=page,
             per_page=k,
             sort=sort,
             facets=self._facets(positions, facets or ()),
+            understood=None
+            if understood is None
+            else {"text": understood.text, "filters": understood.filters, "category": understood.category},
         )
 
-    def _result(self, hit: Hit) -> ResultItem:
+    def _result(self, hit: Hit, learned: LearnedHit | None = None) -> ResultItem:
+        if learned is not None:
+            top = sorted(learned.contributions.items(), key=lambda kv: -abs(kv[1]))[:5]
+            signals: dict[str, Any] = {name: round(value, 4) for name, value in top}
+            return self.catalog.result(hit.position, hit.score, learned.reason(), {"ranker": "learned", **signals})
         matched = [s for s, r in (("keywords", hit.lexical_rank), ("meaning", hit.semantic_rank)) if r]
         signals = {
+            "ranker": "fusion",
             "lexical_score": round(hit.lexical_score, 4),
             "semantic_score": round(hit.semantic_score, 4),
             "lexical_rank": hit.lexical_rank,
