@@ -62,6 +62,7 @@ def make_source(
                 max_epochs=s.sequential_max_epochs,
                 patience=s.sequential_patience,
                 max_seconds=s.sequential_max_seconds,
+                threads=s.sequential_threads,
             )
             return SequentialSource(vectors, config, sequential_epochs)
     raise ValueError(f"unknown recommendation source {name!r}; known: {', '.join(KNOWN_SOURCES)}")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -36,6 +37,7 @@ class SequentialConfig:
     text_weight: float = 1.0  # 0 disables the text path (plain SASRec)
     seed: int = 0
     max_seconds: float = 600.0  # per training run (the validation run and the final one)
+    threads: int = 1  # torch threads while training and scoring (more spin-wait badly on shared cores)
     validate: bool = True  # hold out each sequence's last item to choose the number of epochs
 
 
@@ -79,6 +81,16 @@ class _Network(nn.Module):
     def last_scores(self, seqs: torch.Tensor) -> torch.Tensor:
         hidden = self.forward(seqs)[:, -1]
         return hidden @ self.item_table()[1:].T
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _pad_left(seq: Sequence[int], length: int) -> list[int]:
@@ -136,6 +148,17 @@ class SequentialRecommender:
     ) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed)
+        with _torch_threads(cfg.threads):
+            self._epochs(sequences, item_text, validation, max_epochs)
+
+    def _epochs(
+        self,
+        sequences: Sequence[Sequence[int]],
+        item_text: np.ndarray,
+        validation: Sequence[tuple[Sequence[int], int]],
+        max_epochs: int,
+    ) -> None:
+        cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         network = _Network(len(item_text), torch.as_tensor(item_text, dtype=torch.float32), cfg)
         optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -182,7 +205,8 @@ class SequentialRecommender:
             raise RuntimeError("fit the model first")
         self.network_.eval()
         seqs = torch.tensor([_pad_left(s, self.config.max_len) for s in sequences])
-        return self.network_.last_scores(seqs).numpy()
+        with _torch_threads(self.config.threads):
+            return self.network_.last_scores(seqs).numpy()
 
     def evaluate(self, pairs: Sequence[tuple[Sequence[int], int]], k: int = 10, exclude_seen: bool = True) -> float:
         """Mean nDCG@k of the held-out next item (one relevant item: 1 / log2(rank + 1))."""
