@@ -31,8 +31,6 @@ models_app = typer.Typer(help="Model versions (one per build): list and roll bac
 app.add_typer(models_app, name="models")
 train_app = typer.Typer(help="Retrain one part of a built workspace as a new model version.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
-train_app = typer.Typer(help="Retrain one part of a built workspace as a new model version.", no_args_is_help=True)
-app.add_typer(train_app, name="train")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -181,28 +179,6 @@ def train_search_command(
     )
     verdict = "served from the next engine load" if report["used"] else "not better, so search stays untrained"
     console.print(f"learned search in {trained_search_dir(ws)} ({scores} on held-out train queries): {verdict}")
-
-
-@train_app.command("recommend")
-def train_recommend_command(workspace: WorkspaceOpt = Path("workspace"), as_json: JsonOpt = False) -> None:
-    """Refit the recommenders (sources, sequential model, learned ranker) on the store's events."""
-    from shopfusion.pipeline import train_recommend
-
-    ws = _open(workspace)
-    try:
-        manifest = train_recommend(ws)
-    except BuildError as exc:
-        raise _fail(str(exc)) from exc
-    if as_json:
-        console.print_json(json.dumps(manifest))
-        return
-    summary: Any = manifest["recommend"]
-    ranker = summary["ranker"]
-    learned = f", ranker AUC {ranker['auc']} logloss {ranker['logloss']}" if ranker else ""
-    console.print(
-        f"recommenders trained on {manifest['events']} events ({summary['method']} ranking{learned}) "
-        f"as {manifest['version']} in {manifest['seconds']}s"
-    )
 
 
 @app.command()

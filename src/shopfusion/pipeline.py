@@ -178,39 +178,3 @@ def train_search(ws: Workspace, queries: Path, qrels: Path, log: Callable[[str],
         _, report = trainer.train(load_queries(queries), load_qrels(qrels), tmp)
     encoder.cache.close()
     return asdict(report)
-
-
-def train_recommend(ws: Workspace) -> dict[str, object]:
-    """Refit only the recommendation models (sources, sequential model, fusion weights, learned ranker) on the
-    served build's catalogue and vectors and the store's current events, as a new model version (the
-    search artifacts are carried over unchanged) that is switched to atomically."""
-    started = time.perf_counter()
-    current = ws.artifacts_dir
-    if not (current / "manifest.json").exists():
-        raise BuildError(f"{ws.root} has not been built yet: run `shopfusion build` first")
-    settings = ws.settings
-    store = open_store(ws.store_url(settings))
-    try:
-        events = store.events_frame()
-    finally:
-        store.close()
-    catalog = CatalogSnapshot.load(current)
-    vectors = np.load(current / VECTORS_FILE)
-    version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%f")
-    with atomic_path(ws.models_dir / version) as tmp:
-        shutil.copytree(current, tmp, ignore=shutil.ignore_patterns("recommend", "manifest.json"))
-        recommender = RecommendService.fit(catalog, events, vectors, settings.recommend)
-        recommender.save(tmp / "recommend")
-        manifest = {
-            **read_manifest(current),
-            "version": version,
-            "built_at": datetime.now(UTC).isoformat(),
-            "events": len(events),
-            "users_with_history": len(recommender.interactions.user_ids),
-            "recommend": recommender.training_summary(),
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    ws.activate(version)
-    ws.prune_versions(settings.model_versions_kept)
-    return manifest
