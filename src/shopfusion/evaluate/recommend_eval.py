@@ -1,5 +1,6 @@
-"""`shopfusion eval recommend`: every candidate source alone, popularity and the default fused pipeline rank
-the whole catalogue for each test user known in training.
+"""`shopfusion eval recommend`: every candidate source alone (popularity among them), the weight-fused pipeline
+and the learned ranker rank the whole catalogue for each test user known in training; `default` names the
+one the service would serve.
 
 Formats and metrics follow ../shared/data/README.md: items.csv (item_id,title[,...]); train/test interactions
 (user_id,item_id,timestamp[,event,order_id,quantity], .csv or .csv.gz, timestamp ISO or an integer order);
