@@ -174,6 +174,8 @@ def train_search_command(
     if as_json:
         console.print_json(json.dumps(report))
         return
+    if report["learned_validation_ndcg"] is None:
+        raise _fail(f"{report['train_queries']} judged queries are too few to train and validate learned search")
     scores = (
         f"nDCG@10 learned {report['learned_validation_ndcg']:.4f} vs untrained {report['blend_validation_ndcg']:.4f}"
     )

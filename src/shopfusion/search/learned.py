@@ -73,6 +73,7 @@ FIRST_RANKER, SECOND_RANKER, PRIOR_FILE, REPORT_FILE = (
     "prior.npy",
     "report.json",
 )
+MIN_TRAIN_QUERIES = 20  # below this, nothing learned could be validated: search stays untrained
 MISSING = np.nan  # LightGBM learns a direction for missing values (not retrieved by that retriever)
 
 
@@ -333,12 +334,19 @@ class SearchTrainer:
         unjudged = [h.position for h in hits if self.ids[h.position] not in judged]
         return unjudged[: self.settings.negatives_per_query]
 
-    def train(self, queries: Mapping[str, str], qrels: Qrels, out: Path) -> tuple[LearnedSearch, TrainingReport]:
+    def train(self, queries: Mapping[str, str], qrels: Qrels, out: Path) -> tuple[LearnedSearch | None, TrainingReport]:
+        """The trained pipeline (None when the judgements are too few to train and validate it) and its report,
+        both written to `out`."""
         cfg, report = self.settings, TrainingReport()
         qids = [q for q in queries if any(g > 0 for g in qrels.get(q, {}).values())]
         neural = [q for q in qids if not fold_of(q, cfg.ranker_share)]
         ranker = [q for q in qids if fold_of(q, cfg.ranker_share)]
         report.train_queries, report.neural_queries, report.ranker_queries = len(qids), len(neural), len(ranker)
+        out.mkdir(parents=True, exist_ok=True)
+        if len(qids) < MIN_TRAIN_QUERIES or not any(fold_of(q + "/valid", 0.25) for q in ranker):
+            self.log(f"{len(qids)} judged train queries: too few to train and validate learned search")
+            report.save(out / REPORT_FILE)
+            return None, report
         top_grade = max((g for q in qids for g in qrels[q].values()), default=1.0) or 1.0
         validation = ranker[: min(len(ranker), 200)]
         candidates = {q: [h.position for h in self.searcher.search(queries[q], 40)] for q in validation}
