@@ -298,6 +298,24 @@ def _reorder_ndcg(
     return float(np.mean(values)) if values else 0.0
 
 
+@dataclass(frozen=True)
+class _NeuralRun:
+    """What both neural models train and validate on: their train queries with hard negatives, and candidate
+    lists of held-out queries for validation."""
+
+    queries: Mapping[str, str]
+    qrels: Qrels
+    neural: list[str]
+    negatives: Mapping[str, list[int]]
+    candidates: Mapping[str, list[int]]
+    top_grade: float
+
+    def fields(
+        self,
+    ) -> tuple[Mapping[str, str], Qrels, list[str], Mapping[str, list[int]], Mapping[str, list[int]], float]:
+        return self.queries, self.qrels, self.neural, self.negatives, self.candidates, self.top_grade
+
+
 class SearchTrainer:
     """Trains every learned stage from (query, item, grade) judgements over one catalogue."""
 
@@ -356,8 +374,9 @@ class SearchTrainer:
         negatives = {q: self._negatives(queries[q], qrels[q]) for q in neural}
         report.seconds["negatives"] = round(time.perf_counter() - started, 1)
 
-        tuned = self._train_bi_encoder(queries, qrels, neural, negatives, candidates, top_grade, out, report)
-        cross = self._train_cross_encoder(queries, qrels, neural, negatives, candidates, top_grade, out, report)
+        run = _NeuralRun(queries, qrels, neural, negatives, candidates, top_grade)
+        tuned = self._train_bi_encoder(run, out, report)
+        cross = self._train_cross_encoder(run, out, report)
 
         started = time.perf_counter()
         signals = Signals(
@@ -369,17 +388,8 @@ class SearchTrainer:
         report.save(out / REPORT_FILE)
         return learned, report
 
-    def _train_bi_encoder(
-        self,
-        queries: Mapping[str, str],
-        qrels: Qrels,
-        neural: list[str],
-        negatives: Mapping[str, list[int]],
-        candidates: Mapping[str, list[int]],
-        top_grade: float,
-        out: Path,
-        report: TrainingReport,
-    ) -> Tuned | None:
+    def _train_bi_encoder(self, run: _NeuralRun, out: Path, report: TrainingReport) -> Tuned | None:
+        queries, qrels, neural, negatives, candidates, top_grade = run.fields()
         cfg = self.settings
         if cfg.bi_encoder_epochs == 0:
             return None
@@ -424,17 +434,8 @@ class SearchTrainer:
         report.seconds["encode_catalogue"] = round(time.perf_counter() - started, 1)
         return Tuned(encoder, index)
 
-    def _train_cross_encoder(
-        self,
-        queries: Mapping[str, str],
-        qrels: Qrels,
-        neural: list[str],
-        negatives: Mapping[str, list[int]],
-        candidates: Mapping[str, list[int]],
-        top_grade: float,
-        out: Path,
-        report: TrainingReport,
-    ) -> CrossEncoder | None:
+    def _train_cross_encoder(self, run: _NeuralRun, out: Path, report: TrainingReport) -> CrossEncoder | None:
+        queries, qrels, neural, negatives, candidates, top_grade = run.fields()
         cfg = self.settings
         if cfg.cross_encoder_epochs == 0:
             return None
