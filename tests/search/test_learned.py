@@ -4,6 +4,7 @@ training must lift held-out queries above the untrained methods, and every stage
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,36 @@ def test_explanations_name_the_strongest_signals_and_sum_to_the_score() -> None:
         hit.reason()
         == "close in meaning to what shoppers chose for such searches; the title contains the query as typed"
     )
+
+
+def test_train_search_is_served_by_the_engine(tmp_path: Path) -> None:
+    """`train search` on a built workspace: the engine then ranks with the learned pipeline (when training
+    judged it better than the untrained blend), and its answers carry the learned explanation."""
+    from shopfusion.catalog.ingest import ColumnMapping, ingest_file
+    from shopfusion.catalog.store import open_store
+    from shopfusion.engine import Engine
+    from shopfusion.evaluate.metrics import ndcg_at_k
+    from shopfusion.evaluate.search_eval import load_qrels, load_queries
+    from shopfusion.pipeline import build, train_search
+
+    files = write_shop(tmp_path / "data", train_colours=4, types=6, brands=3)
+    ws = Workspace.init(tmp_path / "ws")
+    ws.config_path.write_text(FAST_TRAINING)
+    store = open_store(ws.store_url(ws.settings))
+    ingest_file(store, "items", files["products"], ColumnMapping())
+    store.close()
+    build(ws)
+    queries, qrels = load_queries(files["test_queries"]), load_qrels(files["test_qrels"])
+
+    def mean_ndcg(engine: Engine) -> float:
+        ranked = {q: [r.item_id for r in engine.search(text, 10)] for q, text in queries.items()}
+        return sum(ndcg_at_k(ranked[q], qrels[q], 10) for q in queries) / len(queries)
+
+    untrained = mean_ndcg(Engine.open(ws.root))
+    report = train_search(ws, files["train_queries"], files["train_qrels"], log=lambda _: None)
+    after = Engine.open(ws.root)
+    assert (after.search_service.learned is not None) == report["used"]
+    if report["used"]:
+        first = after.search(next(iter(queries.values())), 3)
+        assert first[0].signals["ranker"] == "learned" and first[0].reason
+        assert mean_ndcg(after) > untrained

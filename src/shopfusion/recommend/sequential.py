@@ -164,8 +164,10 @@ class SequentialRecommender:
         optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # every position predicts the next item: inputs are seq[:-1], targets seq[1:]
         usable = [s for s in sequences if len(s) >= 2]
-        inputs = torch.tensor([_pad_left(s[:-1], cfg.max_len) for s in usable])
-        targets = torch.tensor([_pad_left(s[1:], cfg.max_len) for s in usable]) - 1  # -1 = padding
+        inputs = torch.tensor([_pad_left(s[:-1], cfg.max_len) for s in usable], dtype=torch.long)
+        targets = torch.tensor([_pad_left(s[1:], cfg.max_len) for s in usable], dtype=torch.long) - 1  # -1 = padding
+        if not usable:  # no history of two items yet (a new shop): the untrained network, text inputs only
+            max_epochs = 0
         loss_fn = nn.CrossEntropyLoss()
         report = TrainReport(epochs=0, best_epoch=0)
         best_state, best, waited, started = copy.deepcopy(network.state_dict()), -1.0, 0, time.perf_counter()
@@ -204,7 +206,8 @@ class SequentialRecommender:
         if self.network_ is None:
             raise RuntimeError("fit the model first")
         self.network_.eval()
-        seqs = torch.tensor([_pad_left(s, self.config.max_len) for s in sequences])
+        seqs = torch.tensor([_pad_left(s, self.config.max_len) for s in sequences], dtype=torch.long)
+        seqs = seqs.reshape(len(sequences), self.config.max_len)
         with _torch_threads(self.config.threads):
             return self.network_.last_scores(seqs).numpy()
 

@@ -70,7 +70,7 @@ BI_ENCODER_DIR, CROSS_ENCODER_DIR = "bi_encoder", "cross_encoder"
 FIRST_RANKER, SECOND_RANKER, PRIOR_FILE, REPORT_FILE = (
     "ranker_first.txt",
     "ranker_second.txt",
-    "prior.npy",
+    "prior.json",
     "report.json",
 )
 MIN_TRAIN_QUERIES = 20  # below this, nothing learned could be validated: search stays untrained
