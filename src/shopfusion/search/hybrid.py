@@ -103,8 +103,11 @@ class HybridSearcher:
                 self._query_vectors.popitem(last=False)
         return vector
 
-    def lexical_candidates(self, query: str, mask: np.ndarray | None = None) -> Candidates:
-        scores = self.lexical.scores(query)
+    def lexical_candidates(
+        self, query: str, mask: np.ndarray | None = None, scores: np.ndarray | None = None
+    ) -> Candidates:
+        """`scores`: the query's BM25 scores over the catalogue when the caller has them already."""
+        scores = self.lexical.scores(query) if scores is None else scores
         return Candidates.top(np.where(scores > 0, scores, -np.inf), self.settings.candidates, mask)
 
     def with_indexes(self, lexical: LexicalIndex, vectors: VectorIndex) -> HybridSearcher:

@@ -120,7 +120,8 @@ class Signals:
 
     def first_stage(self, query: str, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Candidate positions (the `depth` best by the served blend over all retrievers) and their features."""
-        lexical = self.searcher.lexical_candidates(query, mask)
+        lex_scores = self.searcher.lexical.scores(query)  # once: for the candidates and the bm25 feature
+        lexical = self.searcher.lexical_candidates(query, mask, lex_scores)
         semantic = self.searcher.semantic_candidates(query, mask)
         tuned = self.tuned_candidates(query, mask)
         blend = fuse(lexical, semantic, self.searcher.settings)
@@ -129,12 +130,13 @@ class Signals:
             for p, v in fuse(Candidates(np.zeros(0, np.int64), np.zeros(0, np.float32)), tuned, tuned_settings).items():
                 blend[p] = blend.get(p, 0.0) + v
         positions = np.array(sorted(blend, key=lambda p: (-blend[p], p))[: self.depth], dtype=np.int64)
-        return positions, self._features(query, positions, lexical, semantic, tuned, blend)
+        return positions, self._features(query, positions, lex_scores, lexical, semantic, tuned, blend)
 
     def _features(
         self,
         query: str,
         positions: np.ndarray,
+        lex_scores: np.ndarray,
         lexical: Candidates,
         semantic: Candidates,
         tuned: Candidates | None,
@@ -145,7 +147,6 @@ class Signals:
             return rows
         column = {name: i for i, name in enumerate(FIRST_STAGE)}
         lex_rank, sem_rank = _rank_of(lexical), _rank_of(semantic)
-        lex_scores = self.searcher.lexical.scores(query)
         q_vec = self.searcher.query_vector(query)
         rows[:, column["bm25"]] = lex_scores[positions]
         rows[:, column["dense"]] = self.searcher.vectors.subset_scores(q_vec, positions)
