@@ -1,27 +1,35 @@
 """HTTP load benchmark: throughput and p50/p99 of search and recommend at fixed concurrency over loopback,
-printed beside the same calls made in-process in the same run.
+printed beside the same calls made in-process in the same run, with the response cache on (the default) and
+off (every request computed).
 
     .venv/bin/python bench/http_load.py [--workspace workspace] [--concurrency 50] [--seconds 30]
 
-Builds the demo workspace first if it is missing. Also measures how long an event posted over HTTP takes
-to show in the next recommendation, and prints the machine's load average (the client shares its cores).
-Traffic goes only to 127.0.0.1; the run is bounded in time and stops by itself.
+The load comes from wrk (C, one thread: `apt-get install wrk`) when it is installed, else from an httpx
+async client, which needs a core of its own and so understates what the server does. Builds the demo
+workspace first if it is missing. Also measures how long an event posted over HTTP takes to show in the next
+recommendation, and prints the machine's load average (the client shares its cores). Traffic goes only to
+127.0.0.1; every run is bounded in time and stops by itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -45,6 +53,33 @@ QUERIES = [
 ]
 
 
+WARM_UP_SECONDS = 5.0  # fills the response cache, as a server that has been up a while has it
+COMPUTE_EVERY_TIME = {"SHOPFUSION_SERVE__CACHE_ENTRIES": "0"}
+
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("SF_PATHS")) do paths[#paths + 1] = line end
+wrk.headers["X-API-Key"] = os.getenv("SF_KEY")
+request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'SF_RESULT {"requests": %d, "seconds": %f, "p50_us": %f, "p99_us": %f, "connect": %d, "read": %d, '
+    .. '"write": %d, "status": %d, "timeout": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: dict[str, int]  # by kind: HTTP status class, timeout, connection failure...
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -59,30 +94,67 @@ def in_process(call: Callable[[], object], n: int = 300) -> list[float]:
     return times
 
 
-async def load(
-    url: str, key: str, make_path: Callable[[], str], concurrency: int, seconds: float
-) -> tuple[list[float], Counter[str]]:
+def wrk_load(wrk: str, url: str, key: str, paths: list[str], concurrency: int, seconds: float) -> LoadResult:
+    with tempfile.TemporaryDirectory() as tmp:
+        script, path_file = Path(tmp) / "load.lua", Path(tmp) / "paths.txt"
+        script.write_text(WRK_SCRIPT)
+        path_file.write_text("\n".join(paths) + "\n")
+        run = subprocess.run(
+            [
+                wrk,
+                "-t1",
+                f"-c{concurrency}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SF_PATHS": str(path_file), "SF_KEY": key},
+            check=True,
+        )
+    line = next(row for row in run.stdout.splitlines() if row.startswith("SF_RESULT "))
+    got = json.loads(line.removeprefix("SF_RESULT "))
+    errors = {kind: got[kind] for kind in ("connect", "read", "write", "status", "timeout") if got[kind]}
+    return LoadResult(got["requests"] / got["seconds"], got["p50_us"] / 1000, got["p99_us"] / 1000, errors)
+
+
+def httpx_load(url: str, key: str, paths: list[str], concurrency: int, seconds: float) -> LoadResult:
     """Latencies of every request, and failures by kind (HTTP status or exception name)."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"X-API-Key": key}
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0, headers=headers) as client:
 
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                try:
-                    response = await client.get(make_path())
-                    if response.status_code != 200:
-                        errors[str(response.status_code)] += 1
-                except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] += 1
-                latencies.append(time.perf_counter() - started)
+    async def run() -> None:
+        deadline = time.perf_counter() + seconds
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        headers = {"X-API-Key": key}
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0, headers=headers) as client:
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, errors
+            async def worker() -> None:
+                while time.perf_counter() < deadline:
+                    started = time.perf_counter()
+                    try:
+                        response = await client.get(random.choice(paths))
+                        if response.status_code != 200:
+                            errors[str(response.status_code)] += 1
+                    except httpx.HTTPError as exc:
+                        errors[type(exc).__name__] += 1
+                    latencies.append(time.perf_counter() - started)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    asyncio.run(run())
+    return LoadResult(len(latencies) / seconds, percentile(latencies, 0.5), percentile(latencies, 0.99), dict(errors))
+
+
+def load(url: str, key: str, paths: list[str], concurrency: int, seconds: float) -> LoadResult:
+    wrk = shutil.which("wrk")
+    if wrk:
+        return wrk_load(wrk, url, key, paths, concurrency, seconds)
+    return httpx_load(url, key, paths, concurrency, seconds)
 
 
 def event_to_recommendation(url: str, read: str, write: str, item_id: str) -> float:
@@ -106,15 +178,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def serving(workspace: Path, env: dict[str, str]) -> Iterator[str]:
+    """`shopfusion serve` on a free loopback port, stopped on exit; yields its URL once it answers."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shopfusion", "serve", "-w", str(workspace), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=Path("workspace"))
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured load per endpoint and cache mode")
     args = parser.parse_args()
-    shopfusion = [sys.executable, "-m", "shopfusion"]
     if Workspace(args.workspace.resolve()).current_version is None:
-        subprocess.run([*shopfusion, "demo", "-w", str(args.workspace)], check=True, capture_output=True)
+        demo = [sys.executable, "-m", "shopfusion", "demo", "-w", str(args.workspace)]
+        subprocess.run(demo, check=True, capture_output=True)
     engine = Engine.open(args.workspace)
     users = [str(u) for u in engine.recommend_service.interactions.user_ids[:500]]
     rng = random.Random(0)
@@ -123,57 +219,41 @@ def main() -> None:
         "search": in_process(lambda: engine.search(rng.choice(QUERIES), 10)),
         "recommend": in_process(lambda: engine.recommend_user(rng.choice(users), 10)),
     }
+    paths = {
+        "search": [f"/search?{httpx.QueryParams(q=q, k=10)}" for q in QUERIES],
+        "recommend": [f"/recommendations/user/{quote(u, safe='')}?k=10" for u in users],
+    }
     keys = KeyStore(args.workspace / KEYS_FILE)
     key = keys.create("http-load-bench", [Scope.READ], rate_per_minute=10**9)  # measure serving, not the limiter
     writer = keys.create("http-load-bench-events", [Scope.WRITE])
-    port = free_port()
-    server = subprocess.Popen(
-        [*shopfusion, "serve", "-w", str(args.workspace), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    client = "wrk" if shutil.which("wrk") else "httpx (install wrk for a client that leaves the server its cores)"
+    print(f"load client: {client}; concurrency {args.concurrency}; {args.seconds:.0f} s per row after a warm-up")
+    print(
+        f"{'endpoint':10} {'cache':9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | in-process p50 / p99 ms"
     )
-    url = f"http://127.0.0.1:{port}"
+    load_before = os.getloadavg()
+    reflected = float("nan")
     try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        load_before = os.getloadavg()
-        reflected = event_to_recommendation(url, key, writer, engine.search(QUERIES[0], 1)[0].item_id)
-        paths = {
-            "search": lambda: f"/search?q={rng.choice(QUERIES)}&k=10",
-            "recommend": lambda: f"/recommendations/user/{rng.choice(users)}?k=10",
-        }
-        print(
-            f"{'endpoint':10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} | in-process p50 / p99 ms | p99 ratio"
-        )
-        for name, make_path in paths.items():
-            asyncio.run(load(url, key, make_path, args.concurrency, 2.0))  # warm up
-            latencies, errors = asyncio.run(load(url, key, make_path, args.concurrency, args.seconds))
-            rps = len(latencies) / args.seconds
-            p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
-            b50, b99 = percentile(base[name], 0.5), percentile(base[name], 0.99)
-            failed = sum(errors.values())
-            print(
-                f"{name:10} {rps:8.0f} {p50:8.1f} {p99:8.1f} {failed:7d} | {b50:8.2f} / {b99:6.2f}        | {p99 / b99:6.1f}x"
-                + (f"  failures: {dict(errors)}" if failed else "")
-            )
-        print(
-            f"concurrency {args.concurrency}, {args.seconds:.0f}s per endpoint, mean in-process search "
-            f"{statistics.mean(base['search']) * 1000:.2f} ms; event reflected in the next recommendation after "
-            f"{reflected * 1000:.0f} ms"
-        )
-        load_after = os.getloadavg()
-        print(
-            f"load average (1 min) before / after the load: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} cores"
-        )
+        for mode, env in (("on", {}), ("off", COMPUTE_EVERY_TIME)):
+            with serving(args.workspace, env) as url:
+                if mode == "on":
+                    item = engine.search(QUERIES[0], 1)[0].item_id
+                    reflected = event_to_recommendation(url, key, writer, item)
+                for name, endpoint_paths in paths.items():
+                    load(url, key, endpoint_paths, args.concurrency, WARM_UP_SECONDS)
+                    got = load(url, key, endpoint_paths, args.concurrency, args.seconds)
+                    b50, b99 = percentile(base[name], 0.5), percentile(base[name], 0.99)
+                    failed = sum(got.errors.values())
+                    print(
+                        f"{name:10} {mode:9} {got.requests_per_second:7.0f} {got.p50_ms:7.1f} {got.p99_ms:7.1f} "
+                        f"{failed:6d} | {b50:8.2f} / {b99:6.2f}" + (f"  failures: {got.errors}" if failed else "")
+                    )
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         for plaintext in (key, writer):
             keys.revoke(plaintext.split("_")[1])
+    load_after = os.getloadavg()
+    print(f"an event posted over HTTP showed in the next recommendation after {reflected * 1000:.0f} ms")
+    print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -152,16 +152,30 @@ class SearchTrainingSettings(_Section):
     )
     bi_encoder_batch_size: int = Field(32, ge=2, description="In-batch negatives per step")
     bi_encoder_lr: float = Field(3e-5, gt=0)
-    cross_encoder_epochs: int = Field(1, ge=0, description="Cross-encoder epochs (0: no cross-encoder)")
+    cross_encoder_epochs: int = Field(2, ge=0, description="Cross-encoder epochs (0: no cross-encoder)")
     cross_encoder_batch_size: int = Field(32, ge=1)
-    cross_encoder_lr: float = Field(4e-5, gt=0)
+    cross_encoder_lr: float = Field(5e-5, gt=0)
+    cross_encoder_head_lr: float = Field(1e-3, gt=0, description="Learning rate of its new (untrained) head")
+    cross_encoder_max_length: int = Field(
+        48, ge=8, description="Tokens of query + item text the cross-encoder reads (its cost grows with them)"
+    )
+    cross_encoder_int8: bool = Field(
+        True, description="Without bfloat16: score with a dynamically int8-quantised copy (≈2× faster)"
+    )
+    precision: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto",
+        description="Matrix products of the neural stages (training, catalogue re-encoding, cross-encoder "
+        "scoring); auto: bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32",
+    )
     negatives_per_query: int = Field(4, ge=0, description="Unjudged top BM25/hybrid results used as negatives")
     rerank_depth: int = Field(30, ge=1, description="Results the cross-encoder re-scores per query")
     ltr_depth: int = Field(100, ge=10, description="Candidates per query the learned ranker orders")
     ranker_share: float = Field(
         0.3, gt=0, lt=1, description="Share of train queries held out from the neural models to train the ranker"
     )
-    max_seconds: float = Field(1500.0, gt=0, description="Time cap for the neural training of one run")
+    max_seconds: float = Field(
+        1200.0, gt=0, description="Time cap for the neural training of one run (half for each neural model)"
+    )
     seed: int = 13
 
 
@@ -176,6 +190,18 @@ class ServeSettings(_Section):
         ge=1,
         description="Threads answering requests at once; more only contend for the cores and the GIL "
         "(requests beyond wait in the event loop's queue)",
+    )
+    cache_entries: int = Field(
+        20_000,
+        ge=0,
+        description="Search and recommendation responses kept in memory (0: off); a user's own events, item "
+        "writes, retrains and rollbacks take effect at once regardless",
+    )
+    cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How long a cached response counts as fresh: about the lag of other shoppers' events in "
+        "popularity and trending counters (a stale one is served while it is computed again; 0: off)",
     )
     storefront_facets: list[str] = Field(
         default_factory=lambda: ["category", "brand", "in_stock"],

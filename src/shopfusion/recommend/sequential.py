@@ -50,6 +50,8 @@ class TrainReport:
 
 
 class _Network(nn.Module):
+    _served_table: torch.Tensor | None = None  # class default: networks pickled before it existed load too
+
     def __init__(self, n_items: int, text: torch.Tensor, cfg: SequentialConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -66,7 +68,14 @@ class _Network(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def item_table(self) -> torch.Tensor:
-        return self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
+        """Computed once while serving (eval mode, no gradients): projecting every item's text is most of the
+        cost of scoring one sequence."""
+        if self.training or torch.is_grad_enabled():
+            self._served_table = None
+            return self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
+        if self._served_table is None:
+            self._served_table = self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
+        return self._served_table
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """seqs: (batch, max_len) of item index + 1, left-padded with 0 → hidden states (batch, max_len, dim)."""

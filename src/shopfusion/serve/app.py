@@ -3,13 +3,16 @@ Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -23,8 +26,9 @@ from shopfusion.catalog.store import open_store
 from shopfusion.results import ResultItem
 from shopfusion.search.service import DEFAULT_FACETS, SearchError, Sort
 from shopfusion.serve.auth import KEYS_FILE, KeyStore, RateLimiter, Scope
+from shopfusion.serve.cache import ResponseCache
 from shopfusion.serve.limits import BodySizeLimit
-from shopfusion.serve.models import LiveEngine, RetrainStatus, parse_filters
+from shopfusion.serve.models import LiveEngine, RetrainStatus, Served, parse_filters
 from shopfusion.serve.telemetry import ObserveRequests, Telemetry
 from shopfusion.serve.web import mount_web
 from shopfusion.workspace import Workspace, WorkspaceError
@@ -155,6 +159,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
     user_key = user_key_function(ws)
     limiter = RateLimiter()
     telemetry = Telemetry()
+    cache = ResponseCache(settings.serve.cache_entries, settings.serve.cache_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -168,8 +173,8 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
 
-    def require(scope: Scope) -> Callable[[Request, str | None], None]:
-        def check(request: Request, api_key: Annotated[str | None, Depends(KEY_HEADER)]) -> None:
+    def require(scope: Scope) -> Callable[[Request, str | None], Awaitable[None]]:
+        async def check(request: Request, api_key: Annotated[str | None, Depends(KEY_HEADER)]) -> None:
             if api_key is None and anonymous_read and scope is Scope.READ:
                 caller = f"anon:{request.client.host if request.client else '?'}"
                 rate = settings.serve.rate_per_minute
@@ -199,7 +204,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
     app.add_middleware(ObserveRequests, telemetry=telemetry)
 
     @app.get("/health")
-    def health() -> Health:
+    async def health() -> Health:
         served = live.served
         return Health(status="ok", items=served.item_count, built_at=str(served.engine.manifest.get("built_at")))
 
@@ -207,7 +212,47 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
     def metrics() -> Response:
         return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    def search(
+    refreshes: set[asyncio.Task[None]] = set()  # background refreshes of stale responses, kept referenced
+    # one refresh at a time: they queue behind each other instead of taking every thread from the requests
+    # that must wait for an answer
+    refresh_limiter = anyio.CapacityLimiter(1)
+
+    async def compute(
+        served: Served,
+        key: Hashable,
+        answer: Callable[[Served], BaseModel],
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> bytes:
+        try:
+            model = await anyio.to_thread.run_sync(answer, served, limiter=limiter)
+            body = model.model_dump_json().encode()
+        except BaseException:
+            cache.release(key)
+            raise
+        cache.put(served, key, body)
+        return body
+
+    async def refresh(served: Served, key: Hashable, answer: Callable[[Served], BaseModel]) -> None:
+        with contextlib.suppress(Exception):  # the stale answer was served; a later request retries
+            await compute(served, key, answer, refresh_limiter)
+
+    async def cached(
+        owner: str | None, request: tuple[Hashable, ...], answer: Callable[[Served], BaseModel]
+    ) -> Response:
+        """The response from the cache, or answered from one consistent view off the event loop and kept."""
+        served = live.served
+        key = cache.key(served, owner, *request)
+        found = cache.get(key)
+        telemetry.cache_lookups.labels("miss" if found is None else "stale" if found.stale else "hit").inc()
+        if found is None:
+            return Response(await compute(served, key, answer), media_type="application/json")
+        if found.stale:
+            task = asyncio.create_task(refresh(served, key, answer))
+            refreshes.add(task)
+            task.add_done_callback(refreshes.discard)
+        return Response(found.body, media_type="application/json")
+
+    async def search(
         q: str,
         k: int,
         page: int,
@@ -216,21 +261,21 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
         facets: Sequence[str],
         user_id: str | None,
         session_id: str | None,
-    ) -> SearchOut:
-        response = live.served.search(
-            q,
-            k,
-            filters=filters,
-            sort=sort,
-            page=page,
-            facets=facets,
-            user_id=user_key(user_id) if user_id else None,
-            session=live.sessions.items(session_id) if session_id else (),
-        )
-        return SearchOut(**response.as_dict())
+    ) -> Response:
+        owner = user_key(user_id) if user_id else None
+        session = tuple(live.sessions.items(session_id)) if session_id else ()
+        frozen_filters = tuple(sorted((f, v if isinstance(v, str) else tuple(v)) for f, v in filters.items()))
 
-    @app.get("/search", dependencies=[read])
-    def search_get(
+        def answer(served: Served) -> SearchOut:
+            response = served.search(
+                q, k, filters=filters, sort=sort, page=page, facets=facets, user_id=owner, session=session
+            )
+            return SearchOut(**response.as_dict())
+
+        return await cached(owner, ("search", q, k, page, sort, frozen_filters, tuple(facets), session), answer)
+
+    @app.get("/search", dependencies=[read], response_model=SearchOut)
+    async def search_get(
         q: Annotated[str, Query(min_length=1, max_length=500)],
         k: Annotated[int, Query(ge=1, le=200, description="Results per page")] = 10,
         page: Annotated[int, Query(ge=1, le=1000)] = 1,
@@ -241,39 +286,45 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
         facets: Annotated[str, Query(description="Comma-separated facet fields")] = ",".join(DEFAULT_FACETS),
         user_id: Annotated[str | None, Query(min_length=1, max_length=256, description=USER_NOTE)] = None,
         session_id: Annotated[str | None, Query(min_length=1, max_length=256, description=SESSION_NOTE)] = None,
-    ) -> SearchOut:
+    ) -> Response:
         """Keyword + meaning search with filters, facets, sorting and pages, personalised by the recent items
         of `user_id` and `session_id`; price bounds, brands and attribute values in the query become filters
         (`understood`). Every result explains itself."""
         facet_names = [f.strip() for f in facets.split(",") if f.strip()]
-        return search(q, k, page, sort, parse_filters(filters or []), facet_names, user_id, session_id)
+        return await search(q, k, page, sort, parse_filters(filters or []), facet_names, user_id, session_id)
 
-    @app.post("/search", dependencies=[read])
-    def search_post(body: SearchIn) -> SearchOut:
+    @app.post("/search", dependencies=[read], response_model=SearchOut)
+    async def search_post(body: SearchIn) -> Response:
         """As GET /search, with filters as a JSON object."""
-        return search(body.q, body.k, body.page, body.sort, body.filters, body.facets, body.user_id, body.session_id)
+        return await search(
+            body.q, body.k, body.page, body.sort, body.filters, body.facets, body.user_id, body.session_id
+        )
 
-    @app.get("/recommendations/user/{user_id}", dependencies=[read])
-    def for_user(user_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> ResultsOut:
-        return _out(live.served.recommend_user(user_key(user_id), k))
+    @app.get("/recommendations/user/{user_id}", dependencies=[read], response_model=ResultsOut)
+    async def for_user(user_id: str, k: Annotated[int, Query(ge=1, le=200)] = 10) -> Response:
+        owner = user_key(user_id)
+        return await cached(owner, ("user", k), lambda served: _out(served.recommend_user(owner, k)))
 
-    @app.get("/recommendations/item/{item_id}", dependencies=[read])
-    def for_item(
+    @app.get("/recommendations/item/{item_id}", dependencies=[read], response_model=ResultsOut)
+    async def for_item(
         item_id: str,
         k: Annotated[int, Query(ge=1, le=200)] = 10,
         kind: Annotated[
             Literal["similar", "complements"], Query(description="similar items, or frequently bought together")
         ] = "similar",
-    ) -> ResultsOut:
-        served = live.served
-        try:
-            return _out(served.similar_items(item_id, k) if kind == "similar" else served.complements(item_id, k))
-        except KeyError as exc:
-            raise HTTPException(404, f"unknown item {item_id!r}") from exc
+    ) -> Response:
+        def answer(served: Served) -> ResultsOut:
+            try:
+                return _out(served.similar_items(item_id, k) if kind == "similar" else served.complements(item_id, k))
+            except KeyError as exc:
+                raise HTTPException(404, f"unknown item {item_id!r}") from exc
 
-    @app.post("/recommendations/session", dependencies=[read])
-    def for_session(body: SessionIn) -> ResultsOut:
-        return _out(live.served.recommend_session(body.item_ids, body.k))
+        return await cached(None, ("item", item_id, k, kind), answer)
+
+    @app.post("/recommendations/session", dependencies=[read], response_model=ResultsOut)
+    async def for_session(body: SessionIn) -> Response:
+        items = tuple(body.item_ids)
+        return await cached(None, ("session", items, body.k), lambda s: _out(s.recommend_session(list(items), body.k)))
 
     @app.post("/events", dependencies=[write])
     def post_events(body: Event | EventsIn) -> Accepted:
@@ -295,6 +346,8 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
                 recommender.record(event.user_id, event.item_id, event.type.value)
             if event.session_id and event.item_id:
                 live.sessions.add(event.session_id, event.item_id)
+        for user in {e.user_id for e in events if e.user_id}:
+            cache.touch(user)
         return Accepted(accepted=len(events))
 
     @app.get("/items/{item_id}", dependencies=[read])
@@ -362,6 +415,7 @@ def create_app(workspace: Path, *, anonymous_read: bool = False) -> FastAPI:
         finally:
             store.close()
         live.engine.recommend_service.forget(key)
+        cache.touch(key)
         retraining = live.retrain() if removed else False
         return ErasureOut(events_removed=removed, retraining=retraining or live.status.running)
 

