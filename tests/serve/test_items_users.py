@@ -157,3 +157,20 @@ def test_users_profiles(client: TestClient, keys: dict[str, str], workspace: Pat
     nested = client.put("/users/1", json={"attributes": {"address": {"city": "x"}}}, headers=write)
     assert nested.status_code == 422 and "attributes" in nested.text
     assert client.put("/users/1", json={"attrs": {}}, headers=write).status_code == 422
+
+
+def test_new_item_joins_the_similar_items_of_built_ones(client: TestClient, keys: dict[str, str]) -> None:
+    read, write = {"X-API-Key": keys["read"]}, {"X-API-Key": keys["write"]}
+
+    def similar(item_id: str) -> list[dict[str, object]]:
+        response = client.get(f"/recommendations/item/{item_id}", params={"k": 3}, headers=read)
+        return response.json()["results"]  # type: ignore[no-any-return]
+
+    before = similar("A1")
+    shoe = {"item_id": "N2", "title": "Red running shoes", "category": "Shoes > Running", "brand": "Swift"}
+    assert client.put("/items/N2", json=shoe, headers=write).status_code == 201
+    after = similar("A1")
+    assert after[0]["item_id"] == "N2" and after[0]["signals"]["added_since_build"]  # type: ignore[index]
+    assert after[0]["reason"] == "new, similar to “Red running shoes”"
+    assert [r["item_id"] for r in after[1:]] == [r["item_id"] for r in before[:2]]  # the rest move down
+    assert "N2" not in {r["item_id"] for r in similar("A9")}  # not near a teapot

@@ -233,6 +233,18 @@ class SearchService:
         live[list(self.writes.deleted)] = False
         return live
 
+    def text_vector(self, position: int) -> np.ndarray | None:
+        """The item's text embedding as it is now (written since the build, else built); None if unknown."""
+        written = self.writes.embeddings.get(position) if self.writes is not None else None
+        if written is not None:
+            return written
+        return self.vectors[position] if self.vectors is not None and position < len(self.vectors) else None
+
+    def added_since_build(self) -> list[int]:
+        """Positions of the items created since the build (those no recommendation model knows)."""
+        built = len(self.vectors) if self.vectors is not None else len(self.catalog)
+        return [p for p in (self.writes.embeddings if self.writes is not None else {}) if p >= built]
+
     def similar_to_written(self, item_id: str, k: int) -> list[ResultItem]:
         """Items nearest in text to one written since the build (which no recommendation model knows yet);
         raises KeyError for any other item."""

@@ -161,7 +161,34 @@ class Served:
             raise KeyError(f"unknown item {item_id!r}")
         if self._is_new(item_id):
             return self.search_service.similar_to_written(item_id, k)
-        return self._current(lambda n: self.engine.similar_items(item_id, n), k)
+        return self._with_added(item_id, self._current(lambda n: self.engine.similar_items(item_id, n), k), k)
+
+    def _with_added(self, item_id: str, results: list[ResultItem], k: int) -> list[ResultItem]:
+        """Items created since the build join a built item's similar items by text: each goes in before the
+        first neighbour whose text is less close to the item than its own (and so pushes out the last)."""
+        service, anchor_position, added = (
+            self.search_service,
+            self.position(item_id),
+            self.search_service.added_since_build(),
+        )
+        anchor = service.text_vector(anchor_position) if anchor_position is not None and added else None
+        if anchor_position is None or anchor is None:
+            return results
+
+        def closeness(position: int | None) -> float:
+            vector = service.text_vector(position) if position is not None else None
+            return float(vector @ anchor) if vector is not None else -1.0
+
+        merged = [(closeness(self.position(r.item_id)), r) for r in results]
+        reason = f"new, similar to “{self.catalog.title(anchor_position)}”"
+        for position in added:
+            similarity = closeness(position)
+            at = next((i for i, (c, _) in enumerate(merged) if c < similarity), len(merged))
+            if at < k:
+                score = merged[min(at, len(merged) - 1)][1].score if merged else 0.0
+                signals = {"surface": "item", "content_score": round(similarity, 4), "added_since_build": True}
+                merged.insert(at, (similarity, self.catalog.result(position, score, reason, signals)))
+        return [r for _, r in merged[:k]]
 
     def complements(self, item_id: str, k: int = 10) -> list[ResultItem]:
         """Raises KeyError for an unknown or deleted item; an item added since the build has none yet."""
