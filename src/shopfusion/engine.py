@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from shopfusion.catalog.snapshot import CatalogSnapshot
-from shopfusion.index.vector import build_vector_index
 from shopfusion.pipeline import VECTORS_FILE, item_texts, make_encoder, read_manifest, trained_search_dir
 from shopfusion.recommend.service import RecommendService
 from shopfusion.results import ResultItem
-from shopfusion.search.learned import BI_ENCODER_DIR, LearnedSearch, Tuned, load_learned
+from shopfusion.search.learned import BI_ENCODER_DIR, LearnedSearch, Tuned, load_learned, tuned_index
 from shopfusion.search.service import DEFAULT_FACETS, SearchResponse, SearchService
 from shopfusion.workspace import Workspace, WorkspaceError
 
@@ -56,10 +55,9 @@ class Engine:
             return None
         tuned = None
         if (folder / BI_ENCODER_DIR).exists():
-            cached = make_encoder(self.ws, self.settings, str(folder / BI_ENCODER_DIR))
-            vectors = cached.encode(self.item_texts)  # cached per model: only new items are encoded
+            cached = make_encoder(self.ws, self.settings, str(folder / BI_ENCODER_DIR))  # only new items encoded
+            index = tuned_index(folder, self.item_texts, cached, self.settings.search.exact_vector_max_items)
             cached.cache.close()
-            index = build_vector_index(vectors, self.settings.search.exact_vector_max_items)
             tuned = Tuned(cached.encoder, index)
         frame = self.catalog.frame
         return load_learned(

@@ -17,7 +17,9 @@ FAST_TRAINING = """
 bi_encoder_epochs = 2
 bi_encoder_lr = 2e-4
 bi_encoder_batch_size = 16
-cross_encoder_epochs = 0
+cross_encoder_epochs = 1
+cross_encoder_batch_size = 16
+cross_encoder_max_length = 24
 ranker_share = 0.4
 """
 
@@ -60,20 +62,64 @@ def test_training_report_is_written(report: dict[str, object]) -> None:
 def test_explanations_name_the_strongest_signals_and_sum_to_the_score() -> None:
     import numpy as np
 
-    from shopfusion.search.learned import FIRST_STAGE, LearnedSearch
+    from shopfusion.rank.ltr import LambdaMartRanker, RankingData
+    from shopfusion.search.learned import FIRST_STAGE, LearnedHit, LearnedSearch
 
-    contributions = np.zeros((1, len(FIRST_STAGE) + 1))
-    contributions[0, FIRST_STAGE.index("tuned")] = 0.9
-    contributions[0, FIRST_STAGE.index("phrase")] = 0.4
-    contributions[0, FIRST_STAGE.index("prior")] = -0.2
-    contributions[0, -1] = 0.1
-    (hit,) = LearnedSearch._hits(np.array([7]), contributions.sum(axis=1), contributions, FIRST_STAGE)
-    assert hit.position == 7
-    assert sum(hit.contributions.values()) == pytest.approx(hit.score)
+    rng = np.random.default_rng(0)
+    width = len(FIRST_STAGE)
+
+    def queries(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        parts = []
+        for _ in range(n):
+            x = rng.random((20, width)).astype(np.float32)
+            parts.append((x, np.where(x[:, FIRST_STAGE.index("tuned")] > 0.7, 2.0, 0.0)))
+        return parts
+
+    ranker = LambdaMartRanker(FIRST_STAGE, min_data_in_leaf=10).fit(
+        RankingData.concat(queries(60), width), RankingData.concat(queries(20), width)
+    )
+    x = queries(1)[0][0]
+    hits = LearnedSearch._hits(np.arange(20), ranker.predict(x), x, ranker)
+    for hit in hits:  # computed on demand, one hit at a time, and still exact
+        assert sum(hit.contributions.values()) == pytest.approx(hit.score, abs=1e-6)
+    best = max(hits, key=lambda h: h.score)
+    assert max(best.contributions, key=lambda name: best.contributions[name]) == "tuned"
+
+    named = LearnedHit(7, 1.2, lambda: {"tuned": 0.9, "phrase": 0.4, "prior": -0.2, "bias": 0.1})
     assert (
-        hit.reason()
+        named.reason()
         == "close in meaning to what shoppers chose for such searches; the title contains the query as typed"
     )
+    assert LearnedHit(8, 0.0).reason() == "ranked by the learned model"
+
+
+def test_cross_encoder_scores_each_pair_once_when_memoised() -> None:
+    import numpy as np
+
+    from shopfusion.search.learned import LearnedSearch
+
+    class CountingCross:
+        def __init__(self) -> None:
+            self.pairs = 0
+
+        def scores(self, query: str, texts: list[str]) -> np.ndarray:
+            self.pairs += len(texts)
+            return np.array([float(len(t)) for t in texts], dtype=np.float32)
+
+    class FakeSignals:
+        texts = ("a", "bb", "ccc", "dddd")
+
+    cross = CountingCross()
+    learned = LearnedSearch(FakeSignals(), None, cross)  # type: ignore[arg-type]
+    assert learned.cross_scores("q", [0, 1]).tolist() == [1.0, 2.0]
+    assert learned.cross_scores("q", [1, 0]).tolist() == [2.0, 1.0]
+    assert cross.pairs == 4  # serving: no memory between calls
+    learned.memo = {}
+    learned.cross_scores("q", [0, 1, 2])
+    assert learned.cross_scores("q", [2, 3, 0]).tolist() == [3.0, 4.0, 1.0]
+    assert cross.pairs == 4 + 3 + 1  # only item 3 was new
+    learned.cross_scores("other query", [0])
+    assert cross.pairs == 9
 
 
 def test_train_search_is_served_by_the_engine(tmp_path: Path) -> None:
@@ -107,3 +153,28 @@ def test_train_search_is_served_by_the_engine(tmp_path: Path) -> None:
         first = after.search(next(iter(queries.values())), 3)
         assert first[0].signals["ranker"] == "learned" and first[0].reason
         assert mean_ndcg(after) > untrained
+
+
+def test_fine_tuned_index_is_kept_for_an_unchanged_catalogue(tmp_path: Path) -> None:
+    import numpy as np
+
+    from shopfusion.search.learned import tuned_index
+
+    class CountingEncoder:
+        model_id, dim = "tuned@1", 4
+
+        def __init__(self) -> None:
+            self.encoded = 0
+
+        def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+            self.encoded += len(texts)
+            return np.eye(4, dtype=np.float32)[[len(t) % 4 for t in texts]]
+
+    encoder = CountingEncoder()
+    first = tuned_index(tmp_path, ["a", "bb", "ccc"], encoder, exact_max_items=10)
+    again = tuned_index(tmp_path, ["a", "bb", "ccc"], encoder, exact_max_items=10)
+    assert encoder.encoded == 3  # the second engine load read the kept index
+    query = np.array([0, 1, 0, 0], dtype=np.float32)
+    assert again.search(query, 1)[0].tolist() == first.search(query, 1)[0].tolist() == [0]
+    tuned_index(tmp_path, ["a", "bb", "cccc"], encoder, exact_max_items=10)
+    assert encoder.encoded == 6  # another catalogue: encoded and indexed again

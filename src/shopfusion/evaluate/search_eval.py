@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -170,20 +171,22 @@ def score_learned_stages(
     retrieved: Mapping[str, Retrieved],
 ) -> dict[str, Scores]:
     """Each learned stage on the evaluated queries: fine-tuned dense alone, the served blend re-ranked by the
-    cross-encoder alone, and the full learned ranking."""
+    cross-encoder alone, and the full learned ranking (the cross-encoder scores each pair once for both)."""
     stages = {name: Scores() for name in ("dense-finetuned", "+cross-encoder", "+ltr")}
     signals, depth = learned.signals, learned.rerank_depth
     for qid, query in texts.items():
+        learned.memo = {}
         tuned = signals.tuned_candidates(query)
         if tuned is not None:
             stages["dense-finetuned"].add([ids[p] for p in tuned.positions[:RECALL_DEPTH].tolist()], judged[qid], k)
         ranked = blend(*retrieved[qid])
         if learned.cross is not None:
             head = ranked[:depth]
-            cross = learned.cross.scores(query, [signals.texts[p] for p in head])
+            cross = learned.cross_scores(query, head)
             ranked = [head[i] for i in np.argsort(-cross, kind="stable")] + ranked[depth:]
             stages["+cross-encoder"].add([ids[p] for p in ranked], judged[qid], k)
         stages["+ltr"].add([ids[h.position] for h in learned.rank(query, RECALL_DEPTH)], judged[qid], k)
+    learned.memo = None
     return {name: s for name, s in stages.items() if s.queries}
 
 
@@ -236,7 +239,9 @@ def run_search_eval(
                 make_tuned_encoder=lambda folder: make_encoder(ws, settings, str(folder)),
                 log=console.print,
             )
-            learned, training = trainer.train(train_ids, train_judged, ws.root / "trained" / "search")
+            out = ws.root / "trained" / "search"
+            shutil.rmtree(out, ignore_errors=True)  # nothing of an earlier run may be loaded with this one's models
+            learned, training = trainer.train(train_ids, train_judged, out)
         equal = served.model_copy(update={"lexical_weight": 1.0, "semantic_weight": 1.0})
         methods: dict[str, Method] = {
             "bm25": lambda lex, sem: lex.positions[:RECALL_DEPTH].tolist(),

@@ -64,17 +64,20 @@ def fuse(
 
     rrf: Σ weight / (rrf_k + rank); blend: Σ weight × min-max-normalised score (absent from a list = 0).
     """
-    method = method or settings.fusion
     weighted = ((lexical, settings.lexical_weight), (semantic, settings.semantic_weight))
     fused: dict[int, float] = {}
     for cands, weight in weighted:
-        if method == "rrf":
-            values = weight / (settings.rrf_k + np.arange(1, len(cands.positions) + 1))
-        else:
-            values = weight * cands.normalised()
+        values = fusion_values(cands, weight, settings, method)
         for position, value in zip(cands.positions.tolist(), values.tolist(), strict=True):
             fused[position] = fused.get(position, 0.0) + value
     return fused
+
+
+def fusion_values(cands: Candidates, weight: float, settings: SearchSettings, method: str | None = None) -> np.ndarray:
+    """One list's share of the fused score of each of its candidates."""
+    if (method or settings.fusion) == "rrf":
+        return weight / (settings.rrf_k + np.arange(1, len(cands.positions) + 1))
+    return weight * cands.normalised()
 
 
 class HybridSearcher:
