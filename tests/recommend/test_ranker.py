@@ -12,8 +12,12 @@ import pytest
 
 from shopfusion.catalog.schema import Item
 from shopfusion.catalog.snapshot import CatalogSnapshot
-from shopfusion.recommend.ranker import CandidateRows, LearnedRanker
+from shopfusion.recommend.interactions import Interactions
+from shopfusion.recommend.ranker import CandidateRows, FeatureBuilder, LearnedRanker, train_ranker, transitions
+from shopfusion.recommend.sequential import SequentialSource
 from shopfusion.recommend.service import RecommendService
+from shopfusion.recommend.sources import History
+from shopfusion.recommend.tuning import validation_sets
 from shopfusion.settings import RecommendSettings
 from tests.conftest import HashingEncoder
 
@@ -113,3 +117,47 @@ def test_service_ranks_with_the_learned_ranker_and_explains_with_its_contributio
     loaded = RecommendService.load(tmp_path, service.catalog, service.vectors, service.settings)
     assert loaded.ranker is not None
     assert [r.item_id for r in loaded.recommend_user("u0", K)] == [r.item_id for r in results]
+
+
+def test_transitions_are_shares_of_what_followed_within_three_steps() -> None:
+    sequences = [np.array([0, 1, 2, 3]), np.array([0, 2])]
+    shares = transitions(sequences, 5).toarray()
+    # after 0: 1 one step later (1.0), 2 two steps later (0.5) and one step later (1.0), 3 three later (0.25)
+    assert shares[0] == pytest.approx(np.array([0.0, 1.0, 1.5, 0.25, 0.0]) / 2.75)
+    assert shares[3].sum() == 0 and shares[4].sum() == 0  # nothing followed them
+    assert shares.sum(axis=1)[:3] == pytest.approx(1.0)
+
+
+def test_next_features_look_back_from_the_latest_items() -> None:
+    snapshot, events = shop(n_users=40)
+    data = Interactions.from_events(events, snapshot.frame["item_id"].to_numpy(dtype=object))
+    texts = [f"{t} {c}" for t, c in zip(snapshot.frame["title"], snapshot.frame["category_path"], strict=True)]
+    builder = FeatureBuilder(data, {}, HashingEncoder().encode(texts), snapshot.frame, RecommendSettings())
+    user = data.user_index("u0")
+    assert user is not None
+    walked = data.sequences[user]
+    assert builder.recent_items(History.of_user(data, user)).tolist() == walked[::-1][:3].tolist()
+    session = History.of_items([int(walked[0]), int(walked[1])])
+    assert builder.recent_items(session).tolist() == [int(walked[1]), int(walked[0])]
+    # everyone walks a category in one order: what follows the session's last item is its successor
+    successor = int(walked[2])
+    assert builder.next_because(session, np.array([successor])).tolist() == [int(walked[1])]
+
+
+def test_ranker_learns_from_two_held_out_steps_and_stops_early_on_the_latest() -> None:
+    snapshot, events = shop()
+    texts = [f"{t} {c}" for t, c in zip(snapshot.frame["title"], snapshot.frame["category_path"], strict=True)]
+    vectors = HashingEncoder().encode(texts)
+    settings = RecommendSettings(**SMALL, factors=8, mf_iterations=5, sequential_max_epochs=3)  # type: ignore[arg-type]
+    item_ids = snapshot.frame["item_id"].to_numpy(dtype=object)
+    steps = validation_sets(events, item_ids, vectors, settings, leave_one_out=True, steps=2)
+    assert len(steps) == 2
+    latest, earlier = steps
+    # the earlier step was fitted without each person's last two items
+    assert latest.data.matrix.sum() - earlier.data.matrix.sum() == pytest.approx(len(earlier.histories))
+    seq = earlier.sources["sequential"]
+    assert isinstance(seq, SequentialSource) and seq.model.report_ is not None
+    assert seq.model.report_.validation_ndcg == []  # it trained for the latest step's epochs, no early stopping
+    ranker = train_ranker(steps, snapshot.frame, vectors, settings.model_copy(update={"ranker_min_positives": 20}), K)
+    assert ranker is not None and ranker.report_ is not None
+    assert ranker.report_.users == len(latest.histories) + len(earlier.histories)

@@ -26,7 +26,7 @@ def _service(**settings: object) -> RecommendService:
 
 @pytest.fixture(scope="module")
 def service() -> RecommendService:
-    return _service()
+    return _service(fusion="auto")  # the weight fusion; the learned ranker is tested in test_ranker.py
 
 
 def test_known_user_gets_their_cluster_with_explanations(service: RecommendService) -> None:

@@ -20,7 +20,9 @@ from typing import Any, Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.preprocessing import normalize
 
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.sources import CandidateSource, History, score_matrix
@@ -41,8 +43,18 @@ CONTEXT_FEATURES = {
     "text_profile": "text",
     "text_max": "text",
     "category_share": "category",
+    "next_last": "next",
+    "next_recent": "next",
+    "text_recent": "text",
 }
 PER_SOURCE = ("score", "share", "rank")
+# Weight of an item picked 1, 2, 3 steps after another in someone's sequence (the 'next' features), and of
+# the person's most recent items (latest first) when those features and text_recent look back from them.
+STEP_WEIGHTS = (1.0, 0.5, 0.25)
+# Held-out steps the ranker learns from (each person's last item and the one before it, or the last two
+# stretches of time): one step gives few positives per feature, and early stopping on them is noisy.
+RANKER_STEPS = 2
+RANKER_MODELS = 3  # models averaged, each stopped early on its own share of the people
 CELLS_PER_CHUNK = 4_000_000  # people × catalogue cells scored at once (bounds memory on big catalogues)
 
 
@@ -82,6 +94,8 @@ class FeatureBuilder:
         self.price = pd.to_numeric(frame["price"], errors="coerce").to_numpy(dtype=np.float32)
         self.category = pd.factorize(frame["category_path"].fillna("").astype(str))[0]
         self.has_category = bool((frame["category_path"].fillna("") != "").any())
+        self.sequences = data.sequences
+        self.transitions = transitions(data.sequences, data.n_items)
 
     def group(self, feature: str) -> str:
         """The explanation group of a feature: its source, or one of CONTEXT_FEATURES' groups."""
@@ -133,6 +147,9 @@ class FeatureBuilder:
         text_profile = np.zeros(len(users), dtype=np.float32)
         text_max = np.zeros(len(users), dtype=np.float32)
         category_share = np.zeros(len(users), dtype=np.float32)
+        next_last = np.zeros(len(users), dtype=np.float32)
+        next_recent = np.zeros(len(users), dtype=np.float32)
+        text_recent = np.zeros(len(users), dtype=np.float32)
         bounds = np.searchsorted(users, np.arange(n + 1))
         for u, history in enumerate(histories):
             rows = slice(bounds[u], bounds[u + 1])
@@ -144,6 +161,11 @@ class FeatureBuilder:
             text_last[rows] = similarity[:, last_index(history)]
             text_profile[rows] = similarity @ (strength / max(float(strength.sum()), 1e-9))
             text_max[rows] = similarity.max(axis=1)
+            recent = self.recent_items(history)
+            following = self.transitions[recent][:, positions[rows]].toarray()  # recent × candidates
+            next_last[rows] = following[0]
+            next_recent[rows] = np.asarray(STEP_WEIGHTS[: len(recent)], dtype=np.float32) @ following
+            text_recent[rows] = (candidate_vectors @ self.vectors[recent].T).mean(axis=1)
             if self.has_category:
                 mass = np.bincount(self.category[history.items], weights=strength, minlength=self.category.max() + 1)
                 category_share[rows] = mass[self.category[positions[rows]]] / max(float(mass.sum()), 1e-9)
@@ -159,7 +181,27 @@ class FeatureBuilder:
             "text_profile": text_profile,
             "text_max": text_max,
             "category_share": category_share,
+            "next_last": next_last,
+            "next_recent": next_recent,
+            "text_recent": text_recent,
         }
+
+    def recent_items(self, history: History) -> np.ndarray:
+        """The person's most recent distinct items, latest first (at most len(STEP_WEIGHTS)): a known user's
+        own time order, otherwise the history's recency."""
+        if 0 <= history.user < len(self.sequences):
+            ordered = self.sequences[history.user][::-1]
+        else:
+            ordered = history.items[np.argsort(-history.recency, kind="stable")]
+        return np.asarray(list(dict.fromkeys(ordered.tolist()))[: len(STEP_WEIGHTS)], dtype=np.int64)
+
+    def next_because(self, history: History, positions: np.ndarray) -> np.ndarray:
+        """For each position, the recent item it most often followed in others' sequences (-1 if none)."""
+        recent = self.recent_items(history)
+        if len(recent) == 0 or len(positions) == 0:
+            return np.full(len(positions), -1, dtype=np.int64)
+        following = self.transitions[recent][:, positions].toarray()
+        return np.where(following.max(axis=0) > 0, recent[following.argmax(axis=0)], -1).astype(np.int64)
 
     def text_because(self, history: History, positions: np.ndarray) -> np.ndarray:
         """For each position, the history item whose text is closest to it (-1 without history)."""
@@ -167,6 +209,24 @@ class FeatureBuilder:
             return np.full(len(positions), -1, dtype=np.int64)
         similarity = self.vectors[positions] @ self.vectors[history.items].T
         return history.items[similarity.argmax(axis=1)].astype(np.int64)
+
+
+def transitions(sequences: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Item × item: how often the column item was picked within len(STEP_WEIGHTS) steps after the row item
+    (weighted by STEP_WEIGHTS), as a share of the row's total: 'what people pick next after X'."""
+    rows, cols, values = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, np.float32)]
+    for sequence in sequences:
+        for step, weight in enumerate(STEP_WEIGHTS, start=1):
+            if len(sequence) > step:
+                rows.append(sequence[:-step])
+                cols.append(sequence[step:])
+                values.append(np.full(len(sequence) - step, weight, dtype=np.float32))
+    counts = sp.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items)
+    )
+    counts.setdiag(0)
+    counts.eliminate_zeros()
+    return normalize(counts, norm="l1", axis=1).astype(np.float32).tocsr()
 
 
 def last_index(history: History) -> int:
@@ -208,36 +268,89 @@ class RankerReport:
     users: int
     rows: int
     positives: int
-    trees: int
-    auc: float  # on the early-stopping share of people
+    trees: int  # summed over the models
+    auc: float  # on each model's early-stopping share of people, averaged over the models
     logloss: float  # of the calibrated probabilities, same people
     ndcg: float  # nDCG@k of the ranked candidates of the early-stopping people, every held-out item counted
     seconds: float
+    models: int = 1
+
+
+@dataclass
+class _Member:
+    """One LightGBM model and the Platt scaling of its raw scores into log-odds."""
+
+    booster: Any
+    scale: float
+    shift: float
 
 
 class LearnedRanker:
     """LightGBM LambdaRank over each person's candidates (fit / margin / contributions), its scores mapped to
-    calibrated log-odds of being picked next."""
+    calibrated log-odds of being picked next. RANKER_MODELS models, each stopped early on a different share
+    of the people, are averaged: with few positives the stopping point of one model is noisy."""
 
     def __init__(self, feature_names: list[str], settings: RecommendSettings, seed: int = 0) -> None:
         self.feature_names = feature_names
         self.settings = settings
         self.seed = seed
-        self.booster_: Any = None
-        self.scale_, self.shift_ = 1.0, 0.0  # raw ranking score → log-odds (Platt scaling)
+        self.members_: list[_Member] = []
         self.report_: RankerReport | None = None
 
-    def fit(self, rows: CandidateRows, labels: np.ndarray, held_sizes: np.ndarray, k: int) -> Self:
+    def fit(
+        self,
+        rows: CandidateRows,
+        labels: np.ndarray,
+        held_sizes: np.ndarray,
+        k: int,
+        *,
+        stoppable: np.ndarray | None = None,
+        models: int | None = None,
+    ) -> Self:
         """`labels`: 1 where the candidate was picked next; `held_sizes`: held-out items per history (for
-        nDCG's ideal, counting items the candidates missed)."""
+        nDCG's ideal, counting items the candidates missed); `stoppable`: the histories the early-stopping
+        shares are drawn from (default: all); `models`: how many to average (default RANKER_MODELS)."""
+        started = time.perf_counter()
+        scores = []
+        self.members_ = []
+        for seed in range(self.seed, self.seed + (models or RANKER_MODELS)):
+            member, metrics = self._fit_one(rows, labels, held_sizes, k, stoppable, seed)
+            self.members_.append(member)
+            scores.append(metrics)
+        mean = np.mean(scores, axis=0)
+        self.report_ = RankerReport(
+            users=len(held_sizes),
+            rows=len(labels),
+            positives=int(labels.sum()),
+            trees=int(mean[0] * len(scores)),
+            auc=round(float(mean[1]), 4),
+            logloss=round(float(mean[2]), 4),
+            ndcg=round(float(mean[3]), 4),
+            seconds=round(time.perf_counter() - started, 1),
+            models=len(scores),
+        )
+        return self
+
+    def _fit_one(
+        self,
+        rows: CandidateRows,
+        labels: np.ndarray,
+        held_sizes: np.ndarray,
+        k: int,
+        stoppable: np.ndarray | None,
+        seed: int,
+    ) -> tuple[_Member, tuple[float, float, float, float]]:
+        """One model stopped early on its own random share of the people, calibrated there; (trees, AUC,
+        logloss, nDCG@k) measured there."""
         import lightgbm as lgb
 
-        started = time.perf_counter()
         s = self.settings
-        n_histories = len(held_sizes)
-        rng = np.random.default_rng(self.seed)
-        stopping = rng.random(n_histories) < s.ranker_holdout
-        in_stopping = stopping[rows.history]
+        rng = np.random.default_rng(seed)
+        stopping = rng.random(len(held_sizes)) < s.ranker_holdout
+        if stoppable is not None:
+            stopping &= stoppable
+        stop_rows = stopping[rows.history]
+        fit_rows = ~stop_rows
         params = {
             "objective": "lambdarank",
             "learning_rate": s.ranker_learning_rate,
@@ -249,10 +362,9 @@ class LearnedRanker:
             "metric": "ndcg",
             "eval_at": [k],
             "num_threads": s.threads,
-            "seed": self.seed,
+            "seed": seed,
             "verbose": -1,
         }
-        fit_rows, stop_rows = ~in_stopping, in_stopping
         train = lgb.Dataset(
             rows.features[fit_rows],
             labels[fit_rows],
@@ -263,51 +375,50 @@ class LearnedRanker:
         valid = lgb.Dataset(
             rows.features[stop_rows], labels[stop_rows], group=_group_sizes(rows.history[stop_rows]), reference=train
         )
-        self.booster_ = lgb.train(
+        booster = lgb.train(
             params,
             train,
             num_boost_round=s.ranker_max_trees,
             valid_sets=[valid],
             callbacks=[lgb.early_stopping(s.ranker_early_stopping, verbose=False)],
         )
-        raw = np.asarray(self.booster_.predict(rows.features[stop_rows], raw_score=True, num_threads=s.threads))
-        self._calibrate(raw, labels[stop_rows])
-        probability = 1.0 / (1.0 + np.exp(-(self.scale_ * raw + self.shift_)))
+        raw = np.asarray(booster.predict(rows.features[stop_rows], raw_score=True, num_threads=s.threads))
+        member = _Member(booster, *_platt(raw, labels[stop_rows]))
+        probability = 1.0 / (1.0 + np.exp(-(member.scale * raw + member.shift)))
         ndcg = _ndcg(rows.history[stop_rows], raw, labels[stop_rows], held_sizes, np.flatnonzero(stopping), k)
-        self.report_ = RankerReport(
-            users=n_histories,
-            rows=len(labels),
-            positives=int(labels.sum()),
-            trees=int(self.booster_.best_iteration or self.booster_.current_iteration()),
-            auc=round(float(roc_auc_score(labels[stop_rows], raw)), 4),
-            logloss=round(float(log_loss(labels[stop_rows], probability, labels=[0, 1])), 4),
-            ndcg=round(float(ndcg), 4),
-            seconds=round(time.perf_counter() - started, 1),
+        return member, (
+            float(booster.best_iteration or booster.current_iteration()),
+            float(roc_auc_score(labels[stop_rows], raw)),
+            float(log_loss(labels[stop_rows], probability, labels=[0, 1])),
+            float(ndcg),
         )
-        return self
-
-    def _calibrate(self, raw: np.ndarray, labels: np.ndarray) -> None:
-        """Platt scaling of the ranking scores into log-odds of being picked: a ranking objective orders
-        well but its scores are no probabilities."""
-        from sklearn.linear_model import LogisticRegression
-
-        platt = LogisticRegression(C=1e4).fit(raw[:, None], labels)
-        self.scale_, self.shift_ = float(platt.coef_[0, 0]), float(platt.intercept_[0])
 
     def margin(self, features: np.ndarray, threads: int = 1) -> np.ndarray:
-        """Calibrated log-odds that each candidate is picked next."""
+        """Calibrated log-odds that each candidate is picked next (the models' mean)."""
         if len(features) == 0:
             return np.zeros(0, dtype=np.float64)
-        raw = np.asarray(self.booster_.predict(features, raw_score=True, num_threads=threads))
-        return self.scale_ * raw + self.shift_
+        total = np.zeros(len(features), dtype=np.float64)
+        for m in self.members_:
+            total += m.scale * np.asarray(m.booster.predict(features, raw_score=True, num_threads=threads)) + m.shift
+        return total / len(self.members_)
 
     def contributions(self, features: np.ndarray) -> np.ndarray:
         """rows × (features + 1): each feature's share of the log-odds, the last column the base value;
         each row sums to `margin`."""
-        raw = np.asarray(self.booster_.predict(features, pred_contrib=True, num_threads=1))
-        out = raw * self.scale_
-        out[:, -1] += self.shift_
-        return out
+        total = np.zeros((len(features), len(self.feature_names) + 1), dtype=np.float64)
+        for m in self.members_:
+            total += m.scale * np.asarray(m.booster.predict(features, pred_contrib=True, num_threads=1))
+            total[:, -1] += m.shift
+        return total / len(self.members_)
+
+
+def _platt(raw: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt scaling of ranking scores into log-odds of being picked (scale, shift): a ranking objective
+    orders well but its scores are no probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    platt = LogisticRegression(C=1e4).fit(raw[:, None], labels)
+    return float(platt.coef_[0, 0]), float(platt.intercept_[0])
 
 
 def _lgb_names(names: list[str]) -> list[str]:
@@ -339,21 +450,34 @@ def _ndcg(
 
 
 def train_ranker(
-    validation: ValidationSet | None, frame: pd.DataFrame, vectors: np.ndarray, settings: RecommendSettings, k: int
+    validations: Sequence[ValidationSet], frame: pd.DataFrame, vectors: np.ndarray, settings: RecommendSettings, k: int
 ) -> LearnedRanker | None:
-    """A ranker trained on the validation people's held-out items; None when the candidates hold fewer
-    than `ranker_min_positives` of them (too little to learn from: fusion weights are used instead)."""
-    if validation is None or not validation.sources:
+    """A ranker trained on the validation people's held-out items of every step (the first step, the latest,
+    is also where it stops early and is measured: the one most like serving); None when the candidates hold
+    fewer than `ranker_min_positives` of them (too little to learn from: fusion weights are used instead)."""
+    if not validations or not validations[0].sources:
         return None
     n = settings.ranker_users
-    histories = validation.histories[:n]
-    masks = [position_mask(e, validation.data.n_items) for e in validation.exclusions()[:n]]
-    builder = FeatureBuilder(validation.data, validation.sources, vectors, frame, settings)
-    rows = builder.build(histories, masks)
-    labels = np.asarray(validation.targets[rows.history, rows.positions]).ravel().astype(np.float32)
-    if labels.sum() < settings.ranker_min_positives:
+    parts: list[CandidateRows] = []
+    labels: list[np.ndarray] = []
+    sizes: list[np.ndarray] = []
+    builder = None
+    for validation in validations:
+        histories = validation.histories[:n]
+        masks = [position_mask(e, validation.data.n_items) for e in validation.exclusions()[:n]]
+        builder = FeatureBuilder(validation.data, validation.sources, vectors, frame, settings)
+        rows = builder.build(histories, masks)
+        offset = sum(len(size) for size in sizes)
+        parts.append(CandidateRows(rows.history + offset, rows.positions, rows.features))
+        labels.append(np.asarray(validation.targets[rows.history, rows.positions]).ravel().astype(np.float32))
+        sizes.append(validation.sizes[:n])
+    assert builder is not None
+    label = np.concatenate(labels)
+    if label.sum() < settings.ranker_min_positives:
         return None
-    return LearnedRanker(builder.names, settings).fit(rows, labels, validation.sizes[:n], k)
+    rows = CandidateRows(*(np.concatenate([getattr(p, f) for p in parts]) for f in CandidateRows.__annotations__))
+    stoppable = np.arange(sum(len(size) for size in sizes)) < len(sizes[0])
+    return LearnedRanker(builder.names, settings).fit(rows, label, np.concatenate(sizes), k, stoppable=stoppable)
 
 
 def position_mask(positions: np.ndarray, n_items: int) -> np.ndarray:

@@ -24,17 +24,17 @@ from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.rank.fusion import Fused, FusionMethod, fuse
 from shopfusion.rank.rules import Rules
 from shopfusion.recommend.interactions import EVENT_WEIGHTS, Interactions
-from shopfusion.recommend.ranker import FeatureBuilder, LearnedRanker, train_ranker
+from shopfusion.recommend.ranker import RANKER_STEPS, FeatureBuilder, LearnedRanker, train_ranker
 from shopfusion.recommend.registry import fit_sources, sequential_epochs
 from shopfusion.recommend.sequential import SequentialSource
 from shopfusion.recommend.sources import CandidateSource, History, Popularity, candidates, candidates_many
-from shopfusion.recommend.tuning import FusionChoice, choose_fusion, validation_set
+from shopfusion.recommend.tuning import FusionChoice, choose_fusion, validation_sets
 from shopfusion.results import ResultItem
 from shopfusion.settings import RecommendSettings
 from shopfusion.workspace import WorkspaceError
 
 MODEL_FILE = "recommend.pkl"
-MODEL_VERSION = 6  # bumped whenever the pickled sources change shape: older models must be rebuilt
+MODEL_VERSION = 7  # bumped whenever the pickled sources change shape: older models must be rebuilt
 
 
 class StaleModelError(WorkspaceError):
@@ -92,17 +92,20 @@ class RecommendService:
         """Fit every source on all events. Unless weights are configured, hold out part of these events the
         way the user surface is used (each user's last item when purchased items are excluded, the most
         recent stretch of time otherwise), fit the sources on the rest, and learn from what was held out:
-        fusion weights, and (fusion 'learned') the ranker; the sequential model's number of epochs is
-        chosen there too."""
+        fusion weights, and (fusion 'learned') the ranker, which also learns from RANKER_STEPS - 1 earlier
+        such steps; the sequential model's number of epochs is chosen on the latest step."""
         item_ids = catalog.frame["item_id"].to_numpy(dtype=object)
         interactions = Interactions.from_events(events, item_ids)
         if settings.source_weights is not None:
             sources = fit_sources(interactions, vectors, settings)
             return cls(catalog, vectors, settings, interactions, sources, _configured(settings))
         leave_one_out = settings.exclude_purchased.get("user", False)
-        validation = validation_set(events, item_ids, vectors, settings, leave_one_out=leave_one_out)
+        learned = settings.fusion == "learned"
+        steps = RANKER_STEPS if learned else 1
+        validations = validation_sets(events, item_ids, vectors, settings, leave_one_out=leave_one_out, steps=steps)
+        validation = validations[0] if validations else None
         fusion = choose_fusion(validation, settings, k=k)
-        ranker = train_ranker(validation, catalog.frame, vectors, settings, k) if settings.fusion == "learned" else None
+        ranker = train_ranker(validations, catalog.frame, vectors, settings, k) if learned else None
         epochs = sequential_epochs(validation.sources) if validation is not None else None
         sources = fit_sources(interactions, vectors, settings, sequential_epochs=epochs)
         return cls(catalog, vectors, settings, interactions, sources, fusion, ranker)
@@ -254,6 +257,7 @@ class RecommendService:
         positions = np.array([f.position for f in scored])
         behind = {name: source.because(history, positions) for name, source in self.sources.items()}
         behind["text"] = self.features.text_because(history, positions)
+        behind["next"] = self.features.next_because(history, positions)
         for i, f in enumerate(scored):
             f.contributions = {}
             for group, value in zip(groups, contributions[i].tolist(), strict=True):
@@ -306,6 +310,7 @@ class RecommendService:
             "text": f"similar to {item} you viewed",
             "complements": f"bought together with {item}",
             "sequential": f"what shoppers often pick next after {item}",
+            "next": f"what shoppers often pick next after {item}",
             "category": f"you often shop in {category}" if category else "matches what you shop for",
             "popularity": popular,
             "item": popular,

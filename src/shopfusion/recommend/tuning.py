@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from shopfusion.rank.fusion import FusionMethod, shares
 from shopfusion.recommend.interactions import Interactions
-from shopfusion.recommend.registry import fit_sources
+from shopfusion.recommend.registry import fit_sources, sequential_epochs
 from shopfusion.recommend.sources import CandidateSource, History, candidates_many
 from shopfusion.settings import RecommendSettings
 
@@ -58,17 +58,44 @@ class ValidationSet:
         return [h.items if self.leave_one_out else np.zeros(0, dtype=np.int64) for h in self.histories]
 
 
-def validation_set(
+def validation_sets(
     events: pd.DataFrame,
     item_ids: np.ndarray,
     vectors: np.ndarray,
     settings: RecommendSettings,
     *,
     leave_one_out: bool,
+    steps: int = 1,
     seed: int = 0,
+) -> list[ValidationSet]:
+    """The held-out last step of `events` (each user's last item, or the last stretch of time), then up to
+    `steps` - 1 earlier steps, each held out from what the later one was fitted on: more people-steps for
+    the ranker to learn from. Only the first lets the sequential model stop early on its held-out items; the
+    earlier ones train it for that many epochs, as the final fit does. Stops at a step with fewer than 10
+    held-out people known before it."""
+    out: list[ValidationSet] = []
+    epochs = None
+    for _ in range(steps):
+        fit_on, held = validation_split(events, leave_one_out=leave_one_out, fraction=settings.validation_fraction)
+        step = _validation_step(fit_on, held, item_ids, vectors, settings, leave_one_out, seed, epochs)
+        if step is None:
+            break
+        out.append(step)
+        epochs = sequential_epochs(step.sources)
+        events = fit_on
+    return out
+
+
+def _validation_step(
+    fit_on: pd.DataFrame,
+    held: dict[str, list[str]],
+    item_ids: np.ndarray,
+    vectors: np.ndarray,
+    settings: RecommendSettings,
+    leave_one_out: bool,
+    seed: int,
+    epochs: int | None,
 ) -> ValidationSet | None:
-    """None when fewer than 10 held-out people are known before the held-out part."""
-    fit_on, held = validation_split(events, leave_one_out=leave_one_out, fraction=settings.validation_fraction)
     data = Interactions.from_events(fit_on, item_ids)
     positions = pd.Index(item_ids.astype(str))
     users = [u for u in held if data.user_index(u) is not None]
@@ -79,7 +106,10 @@ def validation_set(
     rows = [int(data.user_index(u)) for u in users]  # type: ignore[arg-type]
     held_positions = [positions.get_indexer(held[u]) for u in users]
     next_items = {row: int(p[p >= 0][0]) for row, p in zip(rows, held_positions, strict=True) if (p >= 0).any()}
-    sources = fit_sources(data, vectors, settings, next_items=next_items)
+    if epochs is not None:
+        sources = fit_sources(data, vectors, settings, sequential_epochs=epochs)
+    else:
+        sources = fit_sources(data, vectors, settings, next_items=next_items)
     known = [p[p >= 0] for p in held_positions]
     return ValidationSet(
         data=data,
