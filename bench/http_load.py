@@ -2,7 +2,7 @@
 printed beside the same calls made in-process in the same run, with the response cache on (the default) and
 off (every request computed).
 
-    .venv/bin/python bench/http_load.py [--workspace workspace] [--concurrency 50] [--seconds 30]
+    .venv/bin/python bench/http_load.py [--workspace workspace] [--concurrency 50] [--seconds 30] [--cache both|on|off]
 
 The load comes from wrk (C, one thread: `apt-get install wrk`) when it is installed, else from an httpx
 async client, which needs a core of its own and so understates what the server does. Builds the demo
@@ -53,7 +53,7 @@ QUERIES = [
 ]
 
 
-WARM_UP_SECONDS = 5.0  # fills the response cache, as a server that has been up a while has it
+WARM_UP_SECONDS = 5.0  # after every path was asked once: the state of a server that has been up a while
 COMPUTE_EVERY_TIME = {"SHOPFUSION_SERVE__CACHE_ENTRIES": "0"}
 
 WRK_SCRIPT = """
@@ -157,19 +157,42 @@ def load(url: str, key: str, paths: list[str], concurrency: int, seconds: float)
     return httpx_load(url, key, paths, concurrency, seconds)
 
 
-def event_to_recommendation(url: str, read: str, write: str, item_id: str) -> float:
-    """Seconds from posting a purchase for a new user to a recommendation response that reflects it."""
+def cache_lookups(url: str) -> Counter[str]:
+    """The server's response-cache lookups so far by result (hit, stale = served while refreshed, miss)."""
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    found: Counter[str] = Counter()
+    for line in metrics.splitlines():
+        if line.startswith("shopfusion_response_cache_lookups_total{"):
+            labels, value = line.rsplit(" ", 1)
+            found[labels.split('result="')[1].split('"')[0]] = round(float(value))
+    return found
+
+
+def prime(url: str, key: str, paths: list[str]) -> None:
+    """Asks every path once, as a server that has been up a while has been asked: with the response cache on,
+    the measured run then sees the steady state of hits and background refreshes, not the first misses."""
+    with httpx.Client(base_url=url, timeout=30.0, headers={"X-API-Key": key}) as client:
+        for path in paths:
+            client.get(path).raise_for_status()
+
+
+def event_to_recommendation(url: str, read: str, write: str, admin: str, item_id: str) -> float:
+    """Seconds from posting a purchase for a new user to a recommendation response that reflects it. The
+    user is erased afterwards: the benchmark leaves the workspace's events as it found them."""
     user = f"bench-{random.randrange(10**9)}"
     with httpx.Client(base_url=url, timeout=10.0) as client:
         cold = client.get(f"/recommendations/user/{user}", headers={"X-API-Key": read}).json()["results"]
         event = {"type": "purchase", "timestamp": time.time(), "user_id": user, "item_id": item_id}
         started = time.perf_counter()
         client.post("/events", json=event, headers={"X-API-Key": write}).raise_for_status()
-        while time.perf_counter() - started < 10:
-            warm = client.get(f"/recommendations/user/{user}", headers={"X-API-Key": read}).json()["results"]
-            if warm != cold:
-                return time.perf_counter() - started
-    return float("inf")
+        try:
+            while time.perf_counter() - started < 10:
+                warm = client.get(f"/recommendations/user/{user}", headers={"X-API-Key": read}).json()["results"]
+                if warm != cold:
+                    return time.perf_counter() - started
+            return float("inf")
+        finally:
+            client.delete(f"/users/{quote(user, safe='')}", headers={"X-API-Key": admin}).raise_for_status()
 
 
 def free_port() -> int:
@@ -207,6 +230,7 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, default=Path("workspace"))
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured load per endpoint and cache mode")
+    parser.add_argument("--cache", choices=["both", "on", "off"], default="both", help="which cache rows to run")
     args = parser.parse_args()
     if Workspace(args.workspace.resolve()).current_version is None:
         demo = [sys.executable, "-m", "shopfusion", "demo", "-w", str(args.workspace)]
@@ -226,6 +250,7 @@ def main() -> None:
     keys = KeyStore(args.workspace / KEYS_FILE)
     key = keys.create("http-load-bench", [Scope.READ], rate_per_minute=10**9)  # measure serving, not the limiter
     writer = keys.create("http-load-bench-events", [Scope.WRITE])
+    admin = keys.create("http-load-bench-erase", [Scope.ADMIN])
     client = "wrk" if shutil.which("wrk") else "httpx (install wrk for a client that leaves the server its cores)"
     print(f"load client: {client}; concurrency {args.concurrency}; {args.seconds:.0f} s per row after a warm-up")
     print(
@@ -235,21 +260,28 @@ def main() -> None:
     reflected = float("nan")
     try:
         for mode, env in (("on", {}), ("off", COMPUTE_EVERY_TIME)):
+            if args.cache not in ("both", mode):
+                continue
             with serving(args.workspace, env) as url:
-                if mode == "on":
-                    item = engine.search(QUERIES[0], 1)[0].item_id
-                    reflected = event_to_recommendation(url, key, writer, item)
                 for name, endpoint_paths in paths.items():
+                    prime(url, key, endpoint_paths)
                     load(url, key, endpoint_paths, args.concurrency, WARM_UP_SECONDS)
+                    before = cache_lookups(url)
                     got = load(url, key, endpoint_paths, args.concurrency, args.seconds)
+                    lookups = cache_lookups(url) - before
                     b50, b99 = percentile(base[name], 0.5), percentile(base[name], 0.99)
                     failed = sum(got.errors.values())
                     print(
                         f"{name:10} {mode:9} {got.requests_per_second:7.0f} {got.p50_ms:7.1f} {got.p99_ms:7.1f} "
-                        f"{failed:6d} | {b50:8.2f} / {b99:6.2f}" + (f"  failures: {got.errors}" if failed else "")
+                        f"{failed:6d} | {b50:8.2f} / {b99:6.2f}"
+                        + (f"  | refreshed {lookups['stale']}, computed {lookups['miss']}" if mode == "on" else "")
+                        + (f"  failures: {got.errors}" if failed else "")
                     )
+                if mode == "on":  # last: erasing the bench user afterwards serves a new view of the engine
+                    item = engine.search(QUERIES[0], 1)[0].item_id
+                    reflected = event_to_recommendation(url, key, writer, admin, item)
     finally:
-        for plaintext in (key, writer):
+        for plaintext in (key, writer, admin):
             keys.revoke(plaintext.split("_")[1])
     load_after = os.getloadavg()
     print(f"an event posted over HTTP showed in the next recommendation after {reflected * 1000:.0f} ms")

@@ -120,7 +120,7 @@ class RecommendSettings(_Section):
     ranker_holdout: float = Field(0.2, gt=0, lt=1, description="Share of ranker users kept for early stopping")
     validation_users: int = Field(3000, ge=10, description="Users sampled for choosing the fusion weights")
     validation_fraction: float = Field(
-        0.1, gt=0, lt=1, description="Time share held out for weight choice when repeats are allowed"
+        0.1, gt=0, lt=1, description="Share of the latest events held out for weight choice when repeats are allowed"
     )
     exclude_purchased: dict[str, bool] = Field(
         default_factory=lambda: {"user": False, "session": True, "item": True, "complements": True},
@@ -198,10 +198,11 @@ class ServeSettings(_Section):
         "writes, retrains and rollbacks take effect at once regardless",
     )
     cache_seconds: float = Field(
-        10.0,
+        60.0,
         ge=0,
         description="How long a cached response counts as fresh: about the lag of other shoppers' events in "
-        "popularity and trending counters (a stale one is served while it is computed again; 0: off)",
+        "popularity and trending counters (a stale one is served while it is computed again; 0: off). Each "
+        "refresh costs a full ranking run, so a short time spends the cores on refreshing busy answers",
     )
     storefront_facets: list[str] = Field(
         default_factory=lambda: ["category", "brand", "in_stock"],

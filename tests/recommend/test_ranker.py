@@ -17,7 +17,7 @@ from shopfusion.recommend.ranker import CandidateRows, FeatureBuilder, LearnedRa
 from shopfusion.recommend.sequential import SequentialSource
 from shopfusion.recommend.service import RecommendService
 from shopfusion.recommend.sources import History
-from shopfusion.recommend.tuning import validation_sets
+from shopfusion.recommend.tuning import validation_sets, validation_split
 from shopfusion.settings import RecommendSettings
 from tests.conftest import HashingEncoder
 
@@ -161,3 +161,12 @@ def test_ranker_learns_from_two_held_out_steps_and_stops_early_on_the_latest() -
     ranker = train_ranker(steps, snapshot.frame, vectors, settings.model_copy(update={"ranker_min_positives": 20}), K)
     assert ranker is not None and ranker.report_ is not None
     assert ranker.report_.users == len(latest.histories) + len(earlier.histories)
+
+
+def test_a_stray_late_event_does_not_empty_the_next_period_hold_out() -> None:
+    _, events = shop()
+    stray = events.iloc[[0]].assign(user_id="tester", timestamp=events["timestamp"].max() + pd.Timedelta(days=3650))
+    fit_on, held = validation_split(pd.concat([events, stray]), leave_one_out=False, fraction=0.1)
+    known = set(fit_on["user_id"].astype(str))
+    assert len(held) >= 10 and len([u for u in held if u in known]) >= 10
+    assert len(fit_on) == pytest.approx(0.9 * (len(events) + 1), abs=len(events) * 0.05)

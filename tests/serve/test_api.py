@@ -67,6 +67,20 @@ def test_auth_failures(client: TestClient, keys: dict[str, str]) -> None:
     assert client.get("/search", params={"q": "x"}, headers={"X-API-Key": keys["admin"]}).status_code == 200
 
 
+def test_a_key_revoked_elsewhere_is_refused_once_the_file_is_looked_at_again(
+    client: TestClient, keys: dict[str, str], workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {"X-API-Key": keys["read"]}
+    assert client.get("/search", params={"q": "x"}, headers=headers).status_code == 200  # verified, remembered
+    assert KeyStore(workspace / KEYS_FILE).revoke(keys["read"].split("_")[1])  # e.g. `shopfusion keys revoke`
+    monkeypatch.setattr("shopfusion.serve.auth.RECHECK_SECONDS", 0.0)
+    assert client.get("/search", params={"q": "y"}, headers=headers).status_code == 401
+    same_process = KeyStore(workspace / KEYS_FILE)
+    admin = same_process.create("ops2", [Scope.ADMIN])
+    assert same_process.verify(admin) is not None
+    assert same_process.revoke(admin.split("_")[1]) and same_process.verify(admin) is None
+
+
 def test_rate_limit(client: TestClient, keys: dict[str, str]) -> None:
     codes = [
         client.get("/search", params={"q": "x"}, headers={"X-API-Key": keys["slow"]}).status_code for _ in range(5)

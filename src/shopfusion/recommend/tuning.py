@@ -25,17 +25,19 @@ def validation_split(
     events: pd.DataFrame, *, leave_one_out: bool, fraction: float
 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """(events to fit on, user → held-out items in time order). Leave-one-out holds back each user's last
-    event (users with at least two); otherwise everything in the last `fraction` of the time span is held
-    back."""
+    event (users with at least two); otherwise the latest `fraction` of the events (by time, whole
+    timestamps) is held back — a share of events, not of the time span, so a few stray late events (a test
+    purchase, a clock set wrong) cannot make the held-out stretch empty of known people."""
     ordered = events.sort_values("timestamp", kind="stable")
+    if ordered.empty:
+        return ordered, {}
     if leave_one_out:
         last = ordered.groupby("user_id", sort=False).tail(1)
         counts = ordered.groupby("user_id")["item_id"].transform("size")
         held = last[counts.loc[last.index] > 1]
         fit_on = ordered.drop(index=held.index)
     else:
-        start, end = ordered["timestamp"].min(), ordered["timestamp"].max()
-        cutoff = start + (end - start) * (1 - fraction)
+        cutoff = ordered["timestamp"].iloc[min(len(ordered) - 1, int(len(ordered) * (1 - fraction)))]
         fit_on, held = ordered[ordered["timestamp"] < cutoff], ordered[ordered["timestamp"] >= cutoff]
     targets = held.groupby("user_id", sort=False)["item_id"].agg(lambda s: list(dict.fromkeys(map(str, s))))
     return fit_on, {str(u): items for u, items in targets.items()}

@@ -16,6 +16,7 @@ from pathlib import Path
 from shopfusion.workspace import write_text_atomic
 
 KEYS_FILE = "api_keys.json"
+RECHECK_SECONDS = 1.0  # keys created or revoked by another process take effect within this time
 
 
 class Scope(StrEnum):
@@ -47,14 +48,18 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._keys: dict[str, ApiKey] = {}
+        self._verified: dict[str, ApiKey] = {}  # plaintext → key, for keys of the loaded file that verified
         self._loaded_mtime: float | None = None
+        self._checked_at = 0.0
         self._refresh()
 
     def _refresh(self) -> None:
         """Pick up keys created or revoked by another process (e.g. the CLI while the server runs)."""
+        self._checked_at = time.monotonic()
         mtime = self.path.stat().st_mtime if self.path.exists() else None
         if mtime == self._loaded_mtime:
             return
+        self._verified = {}
         keys = {}
         for raw in json.loads(self.path.read_text()) if mtime is not None else []:
             raw["scopes"] = tuple(Scope(s) for s in raw["scopes"])
@@ -84,16 +89,27 @@ class KeyStore:
         return list(self._keys.values())
 
     def verify(self, plaintext: str) -> ApiKey | None:
+        """The key, if `plaintext` is a current one. Asked on every request: for known keys the file is looked
+        at again at most every RECHECK_SECONDS (revocations by another process take that long), and a key that
+        verified is not hashed again until the file changes; an unknown key id looks at once (a new key)."""
+        if time.monotonic() - self._checked_at > RECHECK_SECONDS:
+            self._refresh()
+        known = self._verified.get(plaintext)
+        if known is not None:
+            return known
         parts = plaintext.split("_", 2)
         if len(parts) != 3 or parts[0] != "sf":
             return None
-        self._refresh()
+        if parts[1] not in self._keys:
+            self._refresh()
         key = self._keys.get(parts[1])
         if key is None or not hmac.compare_digest(key.digest, _digest(plaintext)):
             return None
+        self._verified[plaintext] = key
         return key
 
     def _save(self) -> None:
+        self._verified = {}
         rows = [{**asdict(k), "scopes": [s.value for s in k.scopes]} for k in self._keys.values()]
         write_text_atomic(self.path, json.dumps(rows, indent=2))
         self._loaded_mtime = self.path.stat().st_mtime
