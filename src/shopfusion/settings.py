@@ -112,6 +112,15 @@ class RecommendSettings(_Section):
     ranker_min_positives: int = Field(
         50, ge=1, description="Fewer held-out hits among the candidates than this: fall back to auto fusion"
     )
+    ranker_steps: int = Field(
+        2,
+        ge=1,
+        description="Held-out steps the ranker learns from (each person's last item, the one before...; or the "
+        "latest stretches of events): one step gives few positives per feature",
+    )
+    ranker_models: int = Field(
+        3, ge=1, description="Ranker models averaged, each stopped early on its own share of the people"
+    )
     ranker_max_trees: int = Field(600, ge=1)
     ranker_learning_rate: float = Field(0.05, gt=0)
     ranker_leaves: int = Field(31, ge=2)

@@ -51,10 +51,6 @@ PER_SOURCE = ("score", "share", "rank")
 # Weight of an item picked 1, 2, 3 steps after another in someone's sequence (the 'next' features), and of
 # the person's most recent items (latest first) when those features and text_recent look back from them.
 STEP_WEIGHTS = (1.0, 0.5, 0.25)
-# Held-out steps the ranker learns from (each person's last item and the one before it, or the last two
-# stretches of time): one step gives few positives per feature, and early stopping on them is noisy.
-RANKER_STEPS = 2
-RANKER_MODELS = 3  # models averaged, each stopped early on its own share of the people
 CELLS_PER_CHUNK = 4_000_000  # people × catalogue cells scored at once (bounds memory on big catalogues)
 
 
@@ -287,7 +283,7 @@ class _Member:
 
 class LearnedRanker:
     """LightGBM LambdaRank over each person's candidates (fit / margin / contributions), its scores mapped to
-    calibrated log-odds of being picked next. RANKER_MODELS models, each stopped early on a different share
+    calibrated log-odds of being picked next. `ranker_models` models, each stopped early on a different share
     of the people, are averaged: with few positives the stopping point of one model is noisy."""
 
     def __init__(self, feature_names: list[str], settings: RecommendSettings, seed: int = 0) -> None:
@@ -305,15 +301,14 @@ class LearnedRanker:
         k: int,
         *,
         stoppable: np.ndarray | None = None,
-        models: int | None = None,
     ) -> Self:
         """`labels`: 1 where the candidate was picked next; `held_sizes`: held-out items per history (for
         nDCG's ideal, counting items the candidates missed); `stoppable`: the histories the early-stopping
-        shares are drawn from (default: all); `models`: how many to average (default RANKER_MODELS)."""
+        shares are drawn from (default: all)."""
         started = time.perf_counter()
         scores = []
         self.members_ = []
-        for seed in range(self.seed, self.seed + (models or RANKER_MODELS)):
+        for seed in range(self.seed, self.seed + self.settings.ranker_models):
             member, metrics = self._fit_one(rows, labels, held_sizes, k, stoppable, seed)
             self.members_.append(member)
             scores.append(metrics)

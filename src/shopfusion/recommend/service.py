@@ -24,7 +24,7 @@ from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.rank.fusion import Fused, FusionMethod, fuse
 from shopfusion.rank.rules import Rules
 from shopfusion.recommend.interactions import EVENT_WEIGHTS, Interactions
-from shopfusion.recommend.ranker import RANKER_STEPS, FeatureBuilder, LearnedRanker, train_ranker
+from shopfusion.recommend.ranker import FeatureBuilder, LearnedRanker, train_ranker
 from shopfusion.recommend.registry import fit_sources, sequential_epochs
 from shopfusion.recommend.sequential import SequentialSource
 from shopfusion.recommend.sources import CandidateSource, History, Popularity, candidates, candidates_many
@@ -92,7 +92,7 @@ class RecommendService:
         """Fit every source on all events. Unless weights are configured, hold out part of these events the
         way the user surface is used (each user's last item when purchased items are excluded, the most
         recent stretch of time otherwise), fit the sources on the rest, and learn from what was held out:
-        fusion weights, and (fusion 'learned') the ranker, which also learns from RANKER_STEPS - 1 earlier
+        fusion weights, and (fusion 'learned') the ranker, which also learns from `ranker_steps` - 1 earlier
         such steps; the sequential model's number of epochs is chosen on the latest step."""
         item_ids = catalog.frame["item_id"].to_numpy(dtype=object)
         interactions = Interactions.from_events(events, item_ids)
@@ -101,7 +101,7 @@ class RecommendService:
             return cls(catalog, vectors, settings, interactions, sources, _configured(settings))
         leave_one_out = settings.exclude_purchased.get("user", False)
         learned = settings.fusion == "learned"
-        steps = RANKER_STEPS if learned else 1
+        steps = settings.ranker_steps if learned else 1
         validations = validation_sets(events, item_ids, vectors, settings, leave_one_out=leave_one_out, steps=steps)
         validation = validations[0] if validations else None
         fusion = choose_fusion(validation, settings, k=k)
