@@ -67,6 +67,9 @@ class CatalogSnapshot:
     def title(self, position: int) -> str:
         return self._titles[position]
 
+    def item_id(self, position: int) -> str:
+        return self._ids[position]
+
     def result(self, position: int, score: float, reason: str, signals: dict[str, Any] | None = None) -> ResultItem:
         return ResultItem(
             self._ids[position],

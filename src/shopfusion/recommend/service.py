@@ -277,7 +277,7 @@ class RecommendService:
     def _results(self, fused: list[Fused], surface: Surface) -> list[ResultItem]:
         out = []
         for f in fused:
-            because = {name: str(self.catalog.frame.at[pos, "item_id"]) for name, pos in f.because.items()}
+            because = {name: self.catalog.item_id(pos) for name, pos in f.because.items()}
             signals = {
                 "surface": surface,
                 "contributions": {name: round(v, 4) for name, v in f.contributions.items()},
