@@ -156,26 +156,52 @@ def train_recommend_command(workspace: WorkspaceOpt = Path("workspace"), as_json
 
 @train_app.command("search")
 def train_search_command(
-    queries: Annotated[Path, typer.Option("--queries", help="queries.tsv: query_id<TAB>query")],
-    qrels: Annotated[Path, typer.Option("--qrels", help="qrels.tsv: query_id<TAB>item_id<TAB>grade")],
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="queries.tsv: query_id<TAB>query (with --qrels)")
+    ] = None,
+    qrels: Annotated[
+        Path | None, typer.Option("--qrels", help="qrels.tsv: query_id<TAB>item_id<TAB>grade (with --queries)")
+    ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events",
+            help="Events file as `ingest events` reads it: searches followed by clicks, add-to-carts and "
+            "purchases become judgements (default without --queries/--qrels: the store's events).",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = Path("workspace"),
     as_json: JsonOpt = False,
 ) -> None:
-    """Fine-tune the bi-encoder and the cross-encoder and train the rankers from graded judgements; the served
-    search uses them from the next engine load (`serve` picks them up on POST /admin/reload)."""
+    """Fine-tune the bi-encoder and the cross-encoder and train the rankers from graded judgements and from what
+    shoppers clicked, put in the cart or bought after a search; the served search uses them from the next engine
+    load (`serve` picks them up on POST /admin/reload)."""
     from shopfusion.evaluate.search_eval import EvalInputError
     from shopfusion.pipeline import train_search, trained_search_dir
+    from shopfusion.search.learned import MIN_TRAIN_QUERIES
 
+    if (queries is None) != (qrels is None):
+        raise _fail("--queries and --qrels go together")
     ws = _open(workspace)
     try:
-        report = train_search(ws, queries, qrels, log=console.print if not as_json else lambda _: None)
-    except (BuildError, EncoderUnavailable, EvalInputError, OSError) as exc:
+        report = train_search(ws, queries, qrels, log=console.print if not as_json else lambda _: None, events=events)
+    except (BuildError, EncoderUnavailable, EvalInputError, IngestError, OSError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
         console.print_json(json.dumps(report))
         return
+    judged: Any = report["judgements"]
     if report["learned_validation_ndcg"] is None:
-        raise _fail(f"{report['train_queries']} judged queries are too few to train and validate learned search")
+        raise _fail(
+            f"{judged['queries']} judged queries ({judged['pairs']} query-item pairs, {judged['from_events']} from "
+            f"events): too few to train and validate learned search (at least {MIN_TRAIN_QUERIES} queries), so "
+            "search stays untrained. Give more with --queries/--qrels, or with events in which searches are "
+            "followed by clicks, add-to-carts or purchases (--events FILE, or `shopfusion ingest events`)"
+        )
+    console.print(
+        f"trained on {judged['queries']} judged queries ({judged['pairs']} query-item pairs, "
+        f"{judged['from_events']} from events) and {judged['co_interaction_pairs']} co-interaction item pairs"
+    )
     scores = (
         f"nDCG@10 learned {report['learned_validation_ndcg']:.4f} vs untrained {report['blend_validation_ndcg']:.4f}"
     )

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.catalog.store import open_store
@@ -146,10 +148,87 @@ def trained_search_dir(ws: Workspace) -> Path:
     return ws.root / "trained" / "search"
 
 
-def train_search(ws: Workspace, queries: Path, qrels: Path, log: Callable[[str], None] = print) -> dict[str, object]:
-    """Train the learned search stages (fine-tuned bi-encoder, cross-encoder, rankers) from graded judgements
-    over the served build's catalogue; replaces `trained_search_dir` atomically. Files as for `eval search`."""
+def _search_judgements(
+    ws: Workspace,
+    settings: Settings,
+    catalogue: list[str],
+    queries: Path | None,
+    qrels: Path | None,
+    events: Path | None,
+    log: Callable[[str], None],
+) -> tuple[dict[str, str], dict[str, dict[str, float]], list[tuple[str, str]], dict[str, Any]]:
+    """Judged queries and grades from the judgement files and from behaviour events (file grades win), the
+    co-interaction item pairs of those events, and a summary of where they came from. Events come from the
+    `events` file (validated as `ingest events` does, rejects written to the workspace), else, when no judgement
+    files are given either, from the store."""
+    from shopfusion.catalog.ingest import read_events
+    from shopfusion.catalog.schema import EventType
     from shopfusion.evaluate.search_eval import load_qrels, load_queries
+    from shopfusion.search.judgements import co_interaction_pairs, judgements_from_events, merge_judgements
+
+    if (queries is None) != (qrels is None):
+        raise BuildError("judgement files go in pairs: give both queries and qrels, or neither")
+    file_queries = load_queries(queries) if queries is not None else {}
+    file_qrels = load_qrels(qrels) if qrels is not None else {}
+    summary: dict[str, Any] = {"files": _positives(file_queries, file_qrels)}
+    frame: pd.DataFrame | None = None
+    if events is not None:
+        frame, read = read_events(events, rejects_dir=ws.rejects_dir)
+        summary["events_file"] = read.as_dict()
+        log(
+            f"events file {events}: {read.rows} rows, {read.loaded} valid, {read.rejected} rejected"
+            + (f" (rejects with row numbers: {read.rejects_path})" if read.rejects_path else "")
+        )
+    elif queries is None:
+        store = open_store(ws.store_url(settings))
+        try:
+            kinds = (EventType.SEARCH, EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE)
+            frame = store.events_frame(kinds)
+        finally:
+            store.close()
+    cfg = settings.search_training
+    item_pairs: list[tuple[str, str]] = []
+    if frame is not None:
+        found = judgements_from_events(
+            frame,
+            catalogue,
+            attribution_minutes=cfg.attribution_minutes,
+            click_min_sessions=cfg.click_min_sessions,
+        )
+        item_pairs = co_interaction_pairs(frame, catalogue, cfg.co_interaction_pairs)
+        attribution = found.report
+        summary["events"] = {**asdict(attribution), "skipped": dict(attribution.skipped)}
+        skipped = sum(attribution.skipped.values())
+        log(
+            f"judgements from events: {attribution.queries} queries, {attribution.judgements} (query, item) pairs "
+            f"from {attribution.searches} searches and {attribution.attributed} of {attribution.actions} "
+            f"clicks/add-to-carts/purchases within {cfg.attribution_minutes:g} min of one"
+            + (f"; {skipped} rows skipped ({dict(attribution.skipped)})" if skipped else "")
+        )
+        file_queries, file_qrels = merge_judgements(file_queries, file_qrels, found.queries, found.qrels)
+    summary["co_interaction_pairs"] = len(item_pairs)
+    summary.update(_positives(file_queries, file_qrels))
+    summary["from_events"] = summary["pairs"] - summary["files"]["pairs"]  # the pairs no judgement file graded
+    return file_queries, file_qrels, item_pairs, summary
+
+
+def _positives(queries: dict[str, str], qrels: dict[str, dict[str, float]]) -> dict[str, int]:
+    """Queries with a positive grade, and their (query, item) pairs with one: what training can learn from."""
+    grades = [[g for g in qrels.get(q, {}).values() if g > 0] for q in queries]
+    return {"queries": sum(1 for g in grades if g), "pairs": sum(len(g) for g in grades)}
+
+
+def train_search(
+    ws: Workspace,
+    queries: Path | None = None,
+    qrels: Path | None = None,
+    log: Callable[[str], None] = print,
+    *,
+    events: Path | None = None,
+) -> dict[str, object]:
+    """Train the learned search stages (fine-tuned bi-encoder, cross-encoder, rankers) from graded judgements
+    (files as for `eval search`) and from searches followed by clicks, add-to-carts and purchases (see
+    `_search_judgements`) over the served build's catalogue; replaces `trained_search_dir` atomically."""
     from shopfusion.search.learned import SearchTrainer
     from shopfusion.search.service import SearchService
 
@@ -159,6 +238,7 @@ def train_search(ws: Workspace, queries: Path, qrels: Path, log: Callable[[str],
     settings = ws.settings
     catalog = CatalogSnapshot.load(current)
     ids = catalog.frame["item_id"].astype(str).tolist()
+    judged_queries, judged, item_pairs, sources = _search_judgements(ws, settings, ids, queries, qrels, events, log)
     titles = [catalog.title(p) for p in range(len(ids))]
     texts = item_texts(current, catalog)
     encoder = make_encoder(ws, settings)
@@ -175,6 +255,6 @@ def train_search(ws: Workspace, queries: Path, qrels: Path, log: Callable[[str],
     )
     with atomic_path(trained_search_dir(ws)) as tmp:
         tmp.mkdir()
-        _, report = trainer.train(load_queries(queries), load_qrels(qrels), tmp)
+        _, report = trainer.train(judged_queries, judged, tmp, item_pairs)
     encoder.cache.close()
-    return asdict(report)
+    return {**asdict(report), "judgements": sources}

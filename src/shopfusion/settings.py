@@ -154,7 +154,8 @@ class RecommendSettings(_Section):
 
 
 class SearchTrainingSettings(_Section):
-    """`train search` and `eval search --train-*`: what is learned from the shop's judgements and how long it may take."""
+    """`train search` and `eval search --train-*`: what is learned from the shop's judgements and events, and how long it
+    may take."""
 
     bi_encoder_epochs: int = Field(
         2, ge=0, description="Contrastive fine-tuning epochs (0: keep the pretrained encoder)"
@@ -186,6 +187,24 @@ class SearchTrainingSettings(_Section):
         1200.0, gt=0, description="Time cap for the neural training of one run (half for each neural model)"
     )
     seed: int = 13
+    attribution_minutes: float = Field(
+        30.0,
+        gt=0,
+        description="Judgements from events: a click, add-to-cart or purchase counts for the latest search of the "
+        "same session (or user, without a session id) at most this many minutes before it",
+    )
+    click_min_sessions: int = Field(
+        1,
+        ge=1,
+        description="Judgements from events: a query-item pair only ever clicked (never added to a cart or bought) "
+        "counts once this many sessions clicked it (1: every click counts)",
+    )
+    co_interaction_pairs: int = Field(
+        2000,
+        ge=0,
+        description="Extra bi-encoder pairs (item text as the query, an item picked next in the same order or "
+        "session as its positive), most frequent first (0: none)",
+    )
 
 
 class ServeSettings(_Section):

@@ -3,7 +3,11 @@ title, so only a model trained on the shop's judgements can connect query and pr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pandas as pd
 
 TYPES = {
     "cordless drill": "zorvak",
@@ -17,6 +21,17 @@ TYPES = {
 }
 COLOURS = ("red", "blue", "green", "black", "white", "grey")
 BRANDS = ("Acme", "Borealis", "Cobalt", "Dynamo")
+# Training settings that keep every learned stage to seconds on this shop.
+FAST_TRAINING = """
+[search_training]
+bi_encoder_epochs = 2
+bi_encoder_lr = 2e-4
+bi_encoder_batch_size = 16
+cross_encoder_epochs = 1
+cross_encoder_batch_size = 16
+cross_encoder_max_length = 24
+ranker_share = 0.4
+"""
 
 
 def write_shop(
@@ -50,3 +65,31 @@ def write_shop(
         paths[f"{split}_queries"].write_text("\n".join(queries) + "\n")
         paths[f"{split}_qrels"].write_text("\n".join(qrels) + "\n")
     return paths
+
+
+def search_events(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """What shoppers did instead of judging: per query, one session searches and clicks every item graded 1,
+    another searches and buys every item graded above 1 in one order; plus a click too late to count."""
+    rows: list[dict[str, object]] = []
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    for n, (qid, text) in enumerate(queries.items()):
+        at = start + timedelta(hours=n)
+        for session, grade_one in ((f"{qid}-look", True), (f"{qid}-buy", False)):
+            rows.append({"type": "search", "timestamp": at, "session_id": session, "query": text})
+            picked = [i for i, g in qrels[qid].items() if (g == 1) == grade_one]
+            for m, item_id in enumerate(picked, 1):
+                kinds = ("click",) if grade_one else ("add_to_cart", "purchase")
+                for kind in kinds:
+                    rows.append(
+                        {
+                            "type": kind,
+                            "timestamp": at + timedelta(minutes=m),
+                            "session_id": session,
+                            "item_id": item_id,
+                            "order_id": None if grade_one else f"o-{qid}",
+                        }
+                    )
+        rows.append(
+            {"type": "click", "timestamp": at + timedelta(hours=2), "session_id": f"{qid}-look", "item_id": "i000"}
+        )
+    return pd.DataFrame(rows)

@@ -10,18 +10,7 @@ import pytest
 
 from shopfusion.evaluate.search_eval import run_search_eval
 from shopfusion.workspace import Workspace
-from tests.search.synthetic import write_shop
-
-FAST_TRAINING = """
-[search_training]
-bi_encoder_epochs = 2
-bi_encoder_lr = 2e-4
-bi_encoder_batch_size = 16
-cross_encoder_epochs = 1
-cross_encoder_batch_size = 16
-cross_encoder_max_length = 24
-ranker_share = 0.4
-"""
+from tests.search.synthetic import FAST_TRAINING, write_shop
 
 
 @pytest.fixture(scope="module")

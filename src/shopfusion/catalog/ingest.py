@@ -22,8 +22,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from shopfusion.catalog.schema import RECORD_TYPES, FieldError, Record
-from shopfusion.catalog.store import Store, UpsertCounts, content_hash
+from shopfusion.catalog.schema import RECORD_TYPES, Event, FieldError, Record
+from shopfusion.catalog.store import EVENT_COLUMNS, Store, UpsertCounts, content_hash
 from shopfusion.workspace import atomic_path
 
 BATCH_ROWS = 5_000
@@ -221,6 +221,49 @@ def _event_key(record: Record, seen: Counter[str]) -> str:
     return hashlib.sha1(f"{digest}:{occurrence}".encode()).hexdigest()
 
 
+def validated_batches(
+    kind: str,
+    path: Path,
+    mapping: ColumnMapping | None,
+    summary: IngestSummary,
+    rejects: list[Reject],
+    user_key: Callable[[str], str] = str,
+) -> Iterator[list[Record]]:
+    """The valid records of each chunk of `path`; invalid rows go to `rejects`, rows and rejects are counted in
+    `summary`. Shared by `ingest_file` and readers that validate a file without storing it."""
+    if kind not in RECORD_TYPES:
+        raise IngestError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    model = RECORD_TYPES[kind]
+    resolved: ResolvedMapping | None = None
+    for frame in read_frames(path):
+        if resolved is None:
+            resolved = resolve_mapping(kind, mapping or ColumnMapping(), [str(c) for c in frame.columns])
+            summary.ignored_columns = resolved.ignored_columns
+        records: list[Record] = []
+        for raw in frame.to_dict("records"):
+            summary.rows += 1
+            try:
+                record = model(**row_to_fields(raw, resolved))
+                user_id = getattr(record, "user_id", None)
+                if user_id is not None and user_key is not str:
+                    record = record.model_copy(update={"user_id": user_key(user_id)})
+            except ValidationError as error:
+                rejects.extend(validation_rejects(summary.rows, error, raw))
+                summary.rejected += 1
+                continue
+            records.append(record)
+        yield records
+
+
+def _report_rejects(summary: IngestSummary, rejects: list[Reject], rejects_dir: Path | None) -> None:
+    for reject in rejects:
+        summary.reasons[f"{reject.field}: {_reason_class(reject.reason)}"] += 1
+    if rejects and rejects_dir is not None:
+        summary.rejects_path = write_rejects(rejects_dir, Path(summary.source), summary.kind, rejects)
+
+
 def ingest_file(
     store: Store,
     kind: str,
@@ -230,40 +273,36 @@ def ingest_file(
     user_key: Callable[[str], str] = str,
 ) -> IngestSummary:
     """Load one file in one transaction; `user_key` maps user ids to what is stored (see catalog.privacy)."""
-    if kind not in RECORD_TYPES:
-        raise IngestError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
-    if not path.exists():
-        raise IngestError(f"{path}: no such file")
-    model = RECORD_TYPES[kind]
     summary = IngestSummary(kind=kind, source=str(path))
     rejects: list[Reject] = []
     seen: Counter[str] = Counter()
-    resolved: ResolvedMapping | None = None
+    batches = validated_batches(kind, path, mapping, summary, rejects, user_key)
     with store.transaction() as writer:
-        for frame in read_frames(path):
-            if resolved is None:
-                resolved = resolve_mapping(kind, mapping or ColumnMapping(), [str(c) for c in frame.columns])
-                summary.ignored_columns = resolved.ignored_columns
-            keyed: list[tuple[str, Record]] = []
-            for raw in frame.to_dict("records"):
-                summary.rows += 1
-                try:
-                    record = model(**row_to_fields(raw, resolved))
-                    user_id = getattr(record, "user_id", None)
-                    if user_id is not None and user_key is not str:
-                        record = record.model_copy(update={"user_id": user_key(user_id)})
-                except ValidationError as error:
-                    rejects.extend(validation_rejects(summary.rows, error, raw))
-                    summary.rejected += 1
-                    continue
-                key = _event_key(record, seen) if kind == "events" else record.key()
-                keyed.append((key, record))
+        for records in batches:
+            keyed = [(_event_key(r, seen) if kind == "events" else r.key(), r) for r in records]
             summary.counts += writer.upsert(kind, keyed)
-    for reject in rejects:
-        summary.reasons[f"{reject.field}: {_reason_class(reject.reason)}"] += 1
-    if rejects and rejects_dir is not None:
-        summary.rejects_path = write_rejects(rejects_dir, path, kind, rejects)
+    _report_rejects(summary, rejects, rejects_dir)
     return summary
+
+
+def read_events(
+    path: Path, mapping: ColumnMapping | None = None, rejects_dir: Path | None = None
+) -> tuple[pd.DataFrame, IngestSummary]:
+    """An events file validated as `ingest events` validates it, but kept in memory instead of stored: the valid
+    events with the columns of `Store.events_frame()` (`loaded` in the summary counts them), rejects reported."""
+    summary = IngestSummary(kind="events", source=str(path))
+    rejects: list[Reject] = []
+    rows = [
+        {**record.model_dump(), "type": record.type.value}
+        for records in validated_batches("events", path, mapping, summary, rejects)
+        for record in records
+        if isinstance(record, Event)
+    ]
+    summary.counts.inserted = len(rows)
+    _report_rejects(summary, rejects, rejects_dir)
+    frame = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame, summary
 
 
 def _reason_class(reason: str) -> str:

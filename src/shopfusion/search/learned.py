@@ -425,9 +425,12 @@ class SearchTrainer:
         unjudged = [h.position for h in hits if self.ids[h.position] not in judged]
         return unjudged[: self.settings.negatives_per_query]
 
-    def train(self, queries: Mapping[str, str], qrels: Qrels, out: Path) -> tuple[LearnedSearch | None, TrainingReport]:
+    def train(
+        self, queries: Mapping[str, str], qrels: Qrels, out: Path, item_pairs: Sequence[tuple[str, str]] = ()
+    ) -> tuple[LearnedSearch | None, TrainingReport]:
         """The trained pipeline (None when the judgements are too few to train and validate it) and its report,
-        both written to `out`."""
+        both written to `out`. `item_pairs` (item ids picked together) only add bi-encoder training pairs: every
+        model is still validated on held-out judged queries."""
         cfg, report = self.settings, TrainingReport()
         qids = [q for q in queries if any(g > 0 for g in qrels.get(q, {}).values())]
         neural = [q for q in qids if not fold_of(q, cfg.ranker_share)]
@@ -448,7 +451,7 @@ class SearchTrainer:
         report.seconds["negatives"] = round(time.perf_counter() - started, 1)
 
         run = _NeuralRun(queries, qrels, neural, negatives, candidates, top_grade)
-        tuned = self._train_bi_encoder(run, out, report)
+        tuned = self._train_bi_encoder(run, out, report, item_pairs)
         cross = self._train_cross_encoder(run, out, report)
 
         started = time.perf_counter()
@@ -461,18 +464,32 @@ class SearchTrainer:
         report.save(out / REPORT_FILE)
         return learned, report
 
-    def _train_bi_encoder(self, run: _NeuralRun, out: Path, report: TrainingReport) -> Tuned | None:
+    def _co_interaction_triples(self, item_pairs: Sequence[tuple[str, str]]) -> list[Triple]:
+        """(text of one item, text of an item picked with it, a random other item) for the contrastive loss; the
+        in-batch negatives do most of the teaching, the random one keeps the Triple shape."""
+        triples = []
+        for a, b in ((self.position.get(a), self.position.get(b)) for a, b in item_pairs):
+            others = [p for p in self.rng.sample(range(len(self.ids)), min(3, len(self.ids))) if p not in (a, b)]
+            if a is not None and b is not None and others:
+                triples.append(Triple(self.texts[a], self.texts[b], self.texts[others[0]]))
+        return triples
+
+    def _train_bi_encoder(
+        self, run: _NeuralRun, out: Path, report: TrainingReport, item_pairs: Sequence[tuple[str, str]] = ()
+    ) -> Tuned | None:
         queries, qrels, neural, negatives, candidates, top_grade = run.fields()
         cfg = self.settings
         if cfg.bi_encoder_epochs == 0:
             return None
-        triples = [
+        judged = [
             Triple(queries[q], self.texts[self.position[item]], self.texts[self.rng.choice(negatives[q])])
             for q in neural
             if negatives[q]
             for item, grade in qrels[q].items()
             if grade >= top_grade / 2 and item in self.position
         ]
+        co_interaction = self._co_interaction_triples(item_pairs)
+        triples = judged + co_interaction
         trainer = BiEncoderTrainer(
             self.base_model,
             epochs=cfg.bi_encoder_epochs,
@@ -494,9 +511,12 @@ class SearchTrainer:
 
             return _reorder_ndcg(candidates, score, qrels, self.ids)
 
-        self.log(f"fine-tuning the bi-encoder on {len(triples)} (query, item, hard negative) triples")
+        self.log(
+            f"fine-tuning the bi-encoder on {len(judged)} (query, item, hard negative) triples"
+            + (f" and {len(co_interaction)} co-interaction item pairs" if co_interaction else "")
+        )
         fit = trainer.fit(triples, validate)
-        report.bi_encoder = {"triples": len(triples), **_train_summary(fit)}
+        report.bi_encoder = {"triples": len(judged), "co_interaction_pairs": len(co_interaction), **_train_summary(fit)}
         self.log(f"bi-encoder validation nDCG@10 by epoch: {report.bi_encoder['validation_ndcg']}")
         report.seconds["bi_encoder"] = round(fit.seconds, 1)
         if fit.best_epoch == 0:
