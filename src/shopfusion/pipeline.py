@@ -159,8 +159,8 @@ def _search_judgements(
 ) -> tuple[dict[str, str], dict[str, dict[str, float]], list[tuple[str, str]], dict[str, Any]]:
     """Judged queries and grades from the judgement files and from behaviour events (file grades win), the
     co-interaction item pairs of those events, and a summary of where they came from. Events come from the
-    `events` file (validated as `ingest events` does, rejects written to the workspace), else, when no judgement
-    files are given either, from the store."""
+    `events` file (validated as `ingest events` does, rejects written to the workspace), else from the store:
+    the shop's own searches and what followed them always count."""
     from shopfusion.catalog.ingest import read_events
     from shopfusion.catalog.schema import EventType
     from shopfusion.evaluate.search_eval import load_qrels, load_queries
@@ -179,7 +179,7 @@ def _search_judgements(
             f"events file {events}: {read.rows} rows, {read.loaded} valid, {read.rejected} rejected"
             + (f" (rejects with row numbers: {read.rejects_path})" if read.rejects_path else "")
         )
-    elif queries is None:
+    else:
         store = open_store(ws.store_url(settings))
         try:
             kinds = (EventType.SEARCH, EventType.CLICK, EventType.ADD_TO_CART, EventType.PURCHASE)
@@ -229,7 +229,7 @@ def train_search(
     """Train the learned search stages (fine-tuned bi-encoder, cross-encoder, rankers) from graded judgements
     (files as for `eval search`) and from searches followed by clicks, add-to-carts and purchases (see
     `_search_judgements`) over the served build's catalogue; replaces `trained_search_dir` atomically."""
-    from shopfusion.search.learned import SearchTrainer
+    from shopfusion.search.learned import MIN_TRAIN_QUERIES, SearchTrainer, serves_learned
     from shopfusion.search.service import SearchService
 
     current = ws.artifacts_dir
@@ -253,8 +253,16 @@ def train_search(
         make_tuned_encoder=lambda folder: make_encoder(ws, settings, str(folder)),
         log=log,
     )
-    with atomic_path(trained_search_dir(ws)) as tmp:
-        tmp.mkdir()
-        _, report = trainer.train(judged_queries, judged, tmp, item_pairs)
-    encoder.cache.close()
+    try:
+        with atomic_path(trained_search_dir(ws)) as tmp:
+            tmp.mkdir()
+            learned, report = trainer.train(judged_queries, judged, tmp, item_pairs)
+            if learned is None and serves_learned(trained_search_dir(ws)):
+                # leaving the block by an error keeps the earlier folder: a run with too little data loses nothing
+                raise BuildError(
+                    f"only {report.train_queries} judged queries with a relevant item (at least {MIN_TRAIN_QUERIES} "
+                    "are needed to train and validate): the learned search trained earlier stays in use"
+                )
+    finally:
+        encoder.cache.close()
     return {**asdict(report), "judgements": sources}

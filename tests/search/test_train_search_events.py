@@ -99,6 +99,13 @@ def test_training_only_from_search_events_lifts_held_out_queries(tmp_path: Path)
     assert after.search_service.learned is not None
     assert mean_ndcg(after) > untrained
 
+    # a later run with too little to learn from fails and keeps the trained search in use
+    few = tmp_path / "few.csv"
+    few.write_text("type,timestamp,session_id,item_id,query\nsearch,2024-03-01T10:00:00,s1,,x\n")
+    code, out = train("--events", str(few), "-w", str(ws.root))
+    assert code == 2 and "stays in use" in out, out
+    assert Engine.open(ws.root).search_service.learned is not None
+
 
 def test_generated_events_give_the_generated_grades() -> None:
     """The end-to-end test's events mean what its judgement files say: purchases for the colour asked for

@@ -631,6 +631,12 @@ class SearchTrainer:
         return learned
 
 
+def serves_learned(folder: Path) -> bool:
+    """Whether `folder` holds a trained search that beat the untrained blend on held-out queries (so it serves)."""
+    report_path = folder / REPORT_FILE
+    return report_path.exists() and bool(json.loads(report_path.read_text()).get("used"))
+
+
 def load_learned(
     folder: Path,
     searcher: HybridSearcher,
@@ -642,8 +648,7 @@ def load_learned(
 ) -> LearnedSearch | None:
     """The trained pipeline in `folder` over this catalogue, or None when there is none (or when training found it
     no better than the untrained blend on held-out queries)."""
-    report_path = folder / REPORT_FILE
-    if not report_path.exists() or not json.loads(report_path.read_text()).get("used"):
+    if not serves_learned(folder):
         return None
     known = json.loads((folder / PRIOR_FILE).read_text())
     prior = np.array([known.get(item_id, 0.0) for item_id in item_ids], dtype=np.float32)
