@@ -88,6 +88,7 @@ def build(ws: Workspace, *, show_progress: bool = False) -> BuildReport:
             "built_at": datetime.now(UTC).isoformat(),
             "encoder": encoder.model_id,
             **asdict(report),
+            "recommend": recommender.training_summary(),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     ws.activate(version)

@@ -40,6 +40,8 @@ def test_train_recommend_switches_to_a_new_version(built_workspace: Path, tmp_pa
     ws = tmp_path / "ws"
     shutil.copytree(built_workspace, ws)
     before = Workspace.open(ws).current_version
+    built = json.loads((Workspace.open(ws).artifacts_dir / "manifest.json").read_text())
+    assert built["recommend"]["method"] in ("learned", "weighted", "rrf")  # a build records it too
     result = runner.invoke(app, ["train", "recommend", "-w", str(ws), "--json"])
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.output)
