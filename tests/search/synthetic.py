@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from shopfusion.workspace import Workspace
+
 TYPES = {
     "cordless drill": "zorvak",
     "garden hose": "plimmet",
@@ -65,6 +67,23 @@ def write_shop(
         paths[f"{split}_queries"].write_text("\n".join(queries) + "\n")
         paths[f"{split}_qrels"].write_text("\n".join(qrels) + "\n")
     return paths
+
+
+def built_shop(folder: Path) -> tuple[Workspace, dict[str, Path]]:
+    """The generated shop (see `write_shop`) ingested and built in `folder / "ws"` with fast training
+    settings; also its files."""
+    from shopfusion.catalog.ingest import ColumnMapping, ingest_file
+    from shopfusion.catalog.store import open_store
+    from shopfusion.pipeline import build
+
+    files = write_shop(folder / "data", train_colours=4, types=6, brands=3)
+    ws = Workspace.init(folder / "ws")
+    ws.config_path.write_text(FAST_TRAINING)
+    store = open_store(ws.store_url(ws.settings))
+    ingest_file(store, "items", files["products"], ColumnMapping())
+    store.close()
+    build(ws)
+    return ws, files
 
 
 def search_events(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:

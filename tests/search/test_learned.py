@@ -10,7 +10,7 @@ import pytest
 
 from shopfusion.evaluate.search_eval import run_search_eval
 from shopfusion.workspace import Workspace
-from tests.search.synthetic import FAST_TRAINING, write_shop
+from tests.search.synthetic import FAST_TRAINING, built_shop, write_shop
 
 
 @pytest.fixture(scope="module")
@@ -114,20 +114,12 @@ def test_cross_encoder_scores_each_pair_once_when_memoised() -> None:
 def test_train_search_is_served_by_the_engine(tmp_path: Path) -> None:
     """`train search` on a built workspace: the engine then ranks with the learned pipeline (when training
     judged it better than the untrained blend), and its answers carry the learned explanation."""
-    from shopfusion.catalog.ingest import ColumnMapping, ingest_file
-    from shopfusion.catalog.store import open_store
     from shopfusion.engine import Engine
     from shopfusion.evaluate.metrics import ndcg_at_k
     from shopfusion.evaluate.search_eval import load_qrels, load_queries
-    from shopfusion.pipeline import build, train_search
+    from shopfusion.pipeline import train_search
 
-    files = write_shop(tmp_path / "data", train_colours=4, types=6, brands=3)
-    ws = Workspace.init(tmp_path / "ws")
-    ws.config_path.write_text(FAST_TRAINING)
-    store = open_store(ws.store_url(ws.settings))
-    ingest_file(store, "items", files["products"], ColumnMapping())
-    store.close()
-    build(ws)
+    ws, files = built_shop(tmp_path)
     queries, qrels = load_queries(files["test_queries"]), load_qrels(files["test_qrels"])
 
     def mean_ndcg(engine: Engine) -> float:

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from shopfusion.cli import app
 from shopfusion.evaluate.search_eval import load_qrels, load_queries
-from shopfusion.workspace import Workspace
-from tests.search.synthetic import FAST_TRAINING, search_events, write_shop
+from tests.search.synthetic import built_shop, search_events
 
 runner = CliRunner()
 
@@ -65,19 +64,10 @@ def test_too_few_events_leave_search_untrained_and_say_so(built_workspace: Path,
 def test_training_only_from_search_events_lifts_held_out_queries(tmp_path: Path) -> None:
     """The generated shop's train queries exist only as searches followed by clicks and purchases: trained on
     them through the CLI, the engine ranks held-out queries (other colours) better than untrained."""
-    from shopfusion.catalog.ingest import ColumnMapping, ingest_file
-    from shopfusion.catalog.store import open_store
     from shopfusion.engine import Engine
     from shopfusion.evaluate.metrics import ndcg_at_k
-    from shopfusion.pipeline import build
 
-    files = write_shop(tmp_path / "data", train_colours=4, types=6, brands=3)
-    ws = Workspace.init(tmp_path / "ws")
-    ws.config_path.write_text(FAST_TRAINING)
-    store = open_store(ws.store_url(ws.settings))
-    ingest_file(store, "items", files["products"], ColumnMapping())
-    store.close()
-    build(ws)
+    ws, files = built_shop(tmp_path)
     events = tmp_path / "events.csv"
     search_events(load_queries(files["train_queries"]), load_qrels(files["train_qrels"])).to_csv(events, index=False)
     queries, qrels = load_queries(files["test_queries"]), load_qrels(files["test_qrels"])
