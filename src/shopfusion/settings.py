@@ -104,6 +104,12 @@ class RecommendSettings(_Section):
     sequential_max_epochs: int = Field(40, ge=1)
     sequential_patience: int = Field(4, ge=1, description="Epochs without validation gain before stopping")
     sequential_max_seconds: float = Field(150.0, gt=0, description="Training time cap per run")
+    sequential_models: int = Field(
+        1, ge=1, description="Sequential networks averaged (different seeds): steadier, each costs its training time"
+    )
+    sequential_temperature: float = Field(
+        0.1, ge=0, description="Cosine similarity over this temperature scores items; 0: the plain dot product"
+    )
     sequential_threads: int = Field(
         1, ge=1, description="Torch threads of the sequential model (on shared cores more threads spin-wait)"
     )
@@ -113,7 +119,7 @@ class RecommendSettings(_Section):
         50, ge=1, description="Fewer held-out hits among the candidates than this: fall back to auto fusion"
     )
     ranker_steps: int = Field(
-        2,
+        3,
         ge=1,
         description="Held-out steps the ranker learns from (each person's last item, the one before...; or the "
         "latest stretches of events): one step gives few positives per feature",
@@ -124,7 +130,7 @@ class RecommendSettings(_Section):
     ranker_max_trees: int = Field(600, ge=1)
     ranker_learning_rate: float = Field(0.05, gt=0)
     ranker_leaves: int = Field(31, ge=2)
-    ranker_min_child_samples: int = Field(50, ge=1)
+    ranker_min_child_samples: int = Field(200, ge=1, description="Fewest candidates per leaf: few positives")
     ranker_early_stopping: int = Field(40, ge=1, description="Rounds without validation gain before stopping")
     ranker_holdout: float = Field(0.2, gt=0, lt=1, description="Share of ranker users kept for early stopping")
     validation_users: int = Field(3000, ge=10, description="Users sampled for choosing the fusion weights")

@@ -71,3 +71,26 @@ def test_sequential_source_reads_each_users_time_order() -> None:
     assert scores.argmax() == (expected[-1] + 1) % N_ITEMS  # the item that comes next in the cycle
     session = History.of_items([3, 4, 5])
     assert source.scores(session).argmax() == 6 and source.because(session, np.array([6])).tolist() == [5]
+
+
+def test_averaged_networks_score_by_their_mean_probability() -> None:
+    import copy
+
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(N_ITEMS, 16)).astype(np.float32)
+    model = SequentialRecommender(small_config(models=2)).fit(cycle_sequences(300, rng), text)
+    assert len(model.networks_) == 2
+    first, second = model.networks_
+    assert not np.allclose(first.item_ids.weight.detach().numpy(), second.item_ids.weight.detach().numpy())
+    held_out = cycle_sequences(50, np.random.default_rng(1), length=5)
+    histories = [s[:-1] for s in held_out]
+    members = []
+    for network in model.networks_:
+        single = copy.copy(model)
+        single.networks_ = [network]
+        logits = single.scores(histories)
+        members.append(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True))
+    averaged = np.exp(model.scores(histories))
+    assert np.allclose(averaged, np.mean(members, axis=0), atol=1e-5)
+    accuracy = float(np.mean(averaged.argmax(axis=1) == np.array([s[-1] for s in held_out])))
+    assert accuracy > 0.8, accuracy

@@ -63,6 +63,8 @@ def make_source(
                 patience=s.sequential_patience,
                 max_seconds=s.sequential_max_seconds,
                 threads=s.sequential_threads,
+                models=s.sequential_models,
+                temperature=s.sequential_temperature,
             )
             return SequentialSource(vectors, config, sequential_epochs)
     raise ValueError(f"unknown recommendation source {name!r}; known: {', '.join(KNOWN_SOURCES)}")

@@ -39,6 +39,8 @@ class SequentialConfig:
     max_seconds: float = 600.0  # per training run (the validation run and the final one)
     threads: int = 1  # torch threads while training and scoring (more spin-wait badly on shared cores)
     validate: bool = True  # hold out each sequence's last item to choose the number of epochs
+    temperature: float = 0.1  # > 0: cosine similarity / temperature instead of the dot product
+    models: int = 1  # networks averaged (seeds seed, seed + 1, ...): one network's ranking is noisy
 
 
 @dataclass
@@ -50,7 +52,7 @@ class TrainReport:
 
 
 class _Network(nn.Module):
-    _served_table: torch.Tensor | None = None  # class default: networks pickled before it existed load too
+    _served_table: torch.Tensor | None = None
 
     def __init__(self, n_items: int, text: torch.Tensor, cfg: SequentialConfig) -> None:
         super().__init__()
@@ -87,9 +89,16 @@ class _Network(nn.Module):
         hidden = self.encoder(x, mask=causal, is_causal=True)
         return self.norm(hidden)
 
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Cosine over a temperature by default: with a plain dot product, popular items' long vectors win."""
+        table = self.item_table()[1:]
+        if self.cfg.temperature > 0:
+            hidden = nn.functional.normalize(hidden, dim=-1)
+            table = nn.functional.normalize(table, dim=-1) / self.cfg.temperature
+        return hidden @ table.T
+
     def last_scores(self, seqs: torch.Tensor) -> torch.Tensor:
-        hidden = self.forward(seqs)[:, -1]
-        return hidden @ self.item_table()[1:].T
+        return self.logits(self.forward(seqs)[:, -1])
 
 
 @contextmanager
@@ -112,7 +121,7 @@ class SequentialRecommender:
 
     def __init__(self, config: SequentialConfig | None = None) -> None:
         self.config = config or SequentialConfig()
-        self.network_: _Network | None = None
+        self.networks_: list[_Network] = []
         self.report_: TrainReport | None = None
 
     def fit(
@@ -155,10 +164,14 @@ class SequentialRecommender:
         validation: Sequence[tuple[Sequence[int], int]],
         max_epochs: int,
     ) -> None:
+        """The first network stops early on `validation`; the others train for as many epochs as it chose."""
         cfg = self.config
-        torch.manual_seed(cfg.seed)
         with _torch_threads(cfg.threads):
-            self._epochs(sequences, item_text, validation, max_epochs)
+            first, report = self._epochs(sequences, item_text, validation, max_epochs, cfg.seed)
+            others = [
+                self._epochs(sequences, item_text, (), report.best_epoch, cfg.seed + m)[0] for m in range(1, cfg.models)
+            ]
+        self.networks_, self.report_ = [first, *others], report
 
     def _epochs(
         self,
@@ -166,9 +179,11 @@ class SequentialRecommender:
         item_text: np.ndarray,
         validation: Sequence[tuple[Sequence[int], int]],
         max_epochs: int,
-    ) -> None:
+        seed: int,
+    ) -> tuple[_Network, TrainReport]:
         cfg = self.config
-        rng = np.random.default_rng(cfg.seed)
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
         network = _Network(len(item_text), torch.as_tensor(item_text, dtype=torch.float32), cfg)
         optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # every position predicts the next item: inputs are seq[:-1], targets seq[1:]
@@ -185,13 +200,13 @@ class SequentialRecommender:
             for batch in np.array_split(rng.permutation(len(usable)), max(1, len(usable) // cfg.batch_size)):
                 wanted = targets[batch] >= 0  # most positions of short histories are padding: skip them
                 hidden = network(inputs[batch])[wanted]
-                loss = loss_fn(hidden @ network.item_table()[1:].T, targets[batch][wanted])
+                loss = loss_fn(network.logits(hidden), targets[batch][wanted])
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
             report.epochs = epoch
             if validation:
-                self.network_ = network
+                self.networks_ = [network]
                 score = self.evaluate(validation, k=10)
                 report.validation_ndcg.append(round(score, 5))
                 if score > best:
@@ -207,18 +222,23 @@ class SequentialRecommender:
         else:
             report.best_epoch = report.epochs
         network.eval()
-        self.network_, self.report_ = network, report
+        return network, report
 
     @torch.no_grad()
     def scores(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Next-item scores over the whole catalogue, one row per sequence."""
-        if self.network_ is None:
+        """Next-item scores over the whole catalogue, one row per sequence: the logits of one network, or the log
+        of several networks' mean probabilities."""
+        if not self.networks_:
             raise RuntimeError("fit the model first")
-        self.network_.eval()
         seqs = torch.tensor([_pad_left(s, self.config.max_len) for s in sequences], dtype=torch.long)
         seqs = seqs.reshape(len(sequences), self.config.max_len)
         with _torch_threads(self.config.threads):
-            return self.network_.last_scores(seqs).numpy()
+            for network in self.networks_:
+                network.eval()
+            if len(self.networks_) == 1:
+                return self.networks_[0].last_scores(seqs).numpy()
+            probabilities = torch.stack([torch.softmax(n.last_scores(seqs), dim=1) for n in self.networks_]).mean(0)
+            return torch.log(probabilities.clamp_min(1e-30)).numpy()
 
     def evaluate(self, pairs: Sequence[tuple[Sequence[int], int]], k: int = 10, exclude_seen: bool = True) -> float:
         """Mean nDCG@k of the held-out next item (one relevant item: 1 / log2(rank + 1))."""
