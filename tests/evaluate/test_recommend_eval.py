@@ -93,7 +93,7 @@ def test_eval_writes_the_contract(bench: dict[str, Path], tmp_path: Path) -> Non
     # users shop within one of two clusters: CF must beat popularity by far
     assert methods["item_knn"]["ndcg@5"] > 0.5 > methods["popularity"]["ndcg@5"]
     assert methods[report["default"]]["ndcg@5"] >= 0.9 * max(m["ndcg@5"] for m in methods.values())
-    assert "fused (default)" in console.export_text()
+    assert f"{report['default']} (default)" in console.export_text()  # the table marks the one that served
 
 
 def test_cli_eval_recommend(bench: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
