@@ -94,3 +94,15 @@ def test_averaged_networks_score_by_their_mean_probability() -> None:
     assert np.allclose(averaged, np.mean(members, axis=0), atol=1e-5)
     accuracy = float(np.mean(averaged.argmax(axis=1) == np.array([s[-1] for s in held_out])))
     assert accuracy > 0.8, accuracy
+
+
+def test_early_stopped_network_scores_with_its_best_weights() -> None:
+    """The tables cached while validating the last epoch must not outlive the best epoch's weights."""
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(N_ITEMS, 16)).astype(np.float32)
+    pairs = [(s[:-1], s[-1]) for s in cycle_sequences(50, np.random.default_rng(1), length=5)]
+    model = SequentialRecommender(small_config(patience=2)).fit(cycle_sequences(300, rng), text, validation=pairs)
+    assert model.report_ is not None and model.report_.best_epoch < model.report_.epochs  # it went past its best
+    served = model.scores([h for h, _ in pairs])
+    model.networks_[0]._served = {}  # recomputed from the weights it holds
+    assert np.allclose(served, model.scores([h for h, _ in pairs]), atol=1e-5)

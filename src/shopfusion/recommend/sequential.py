@@ -7,10 +7,10 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -52,11 +52,10 @@ class TrainReport:
 
 
 class _Network(nn.Module):
-    _served_table: torch.Tensor | None = None
-
     def __init__(self, n_items: int, text: torch.Tensor, cfg: SequentialConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self._served: dict[str, torch.Tensor] = {}
         self.item_ids = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)  # 0 pads, item i is i + 1
         nn.init.normal_(self.item_ids.weight, std=0.02)
         self.register_buffer("text", torch.cat([torch.zeros(1, text.shape[1]), text]))
@@ -69,15 +68,31 @@ class _Network(nn.Module):
         self.norm = nn.LayerNorm(cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def item_table(self) -> torch.Tensor:
-        """Computed once while serving (eval mode, no gradients): projecting every item's text is most of the
-        cost of scoring one sequence."""
+    def _once_served(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Computed once while serving (eval mode, no gradients), every time while training: the item tables
+        cost more than reading one sequence."""
         if self.training or torch.is_grad_enabled():
-            self._served_table = None
-            return self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
-        if self._served_table is None:
-            self._served_table = self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
-        return self._served_table
+            self._served = {}
+            return compute()
+        if name not in self._served:
+            self._served[name] = compute()
+        return self._served[name]
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """New weights: the tables computed from the old ones are dropped."""
+        self._served = {}
+        return super().load_state_dict(state_dict, strict, assign)
+
+    def item_table(self) -> torch.Tensor:
+        return self._once_served(
+            "items", lambda: self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
+        )
+
+    def _output_table(self) -> torch.Tensor:
+        table = self.item_table()[1:]
+        if self.cfg.temperature > 0:
+            table = nn.functional.normalize(table, dim=-1) / self.cfg.temperature
+        return table
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """seqs: (batch, max_len) of item index + 1, left-padded with 0 → hidden states (batch, max_len, dim)."""
@@ -91,11 +106,9 @@ class _Network(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Cosine over a temperature by default: with a plain dot product, popular items' long vectors win."""
-        table = self.item_table()[1:]
         if self.cfg.temperature > 0:
             hidden = nn.functional.normalize(hidden, dim=-1)
-            table = nn.functional.normalize(table, dim=-1) / self.cfg.temperature
-        return hidden @ table.T
+        return hidden @ self._once_served("outputs", self._output_table).T
 
     def last_scores(self, seqs: torch.Tensor) -> torch.Tensor:
         return self.logits(self.forward(seqs)[:, -1])
