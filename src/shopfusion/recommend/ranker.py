@@ -7,8 +7,8 @@ to the person's last item and to their whole history, and the share of their his
 category. LightGBM LambdaRank learns to order each person's candidates so that their held-out next
 interactions come first, stopping early on nDCG@k of a further held-out share of people; Platt scaling on
 that share turns its scores into calibrated log-odds of being picked (AUC and logloss are reported there).
-Per-feature contributions (`pred_contrib`, scaled the same way) add up to that log-odds and are what
-explanations quote.
+Per-feature contributions (path credits read from the leaves a candidate lands in, scaled the same way;
+see rank/trees.py) add up to that log-odds and are what explanations quote.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.preprocessing import normalize
 
+from shopfusion.rank.trees import LeafContributions
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.sources import CandidateSource, History, score_matrix
 from shopfusion.recommend.tuning import ValidationSet
@@ -274,11 +275,12 @@ class RankerReport:
 
 @dataclass
 class _Member:
-    """One LightGBM model and the Platt scaling of its raw scores into log-odds."""
+    """One LightGBM model, the Platt scaling of its raw scores into log-odds and its leaves' credits."""
 
     booster: Any
     scale: float
     shift: float
+    credits: LeafContributions
 
 
 class LearnedRanker:
@@ -378,7 +380,7 @@ class LearnedRanker:
             callbacks=[lgb.early_stopping(s.ranker_early_stopping, verbose=False)],
         )
         raw = np.asarray(booster.predict(rows.features[stop_rows], raw_score=True, num_threads=s.threads))
-        member = _Member(booster, *_platt(raw, labels[stop_rows]))
+        member = _Member(booster, *_platt(raw, labels[stop_rows]), LeafContributions.of(booster))
         probability = 1.0 / (1.0 + np.exp(-(member.scale * raw + member.shift)))
         ndcg = _ndcg(rows.history[stop_rows], raw, labels[stop_rows], held_sizes, np.flatnonzero(stopping), k)
         return member, (
@@ -402,7 +404,7 @@ class LearnedRanker:
         each row sums to `margin`."""
         total = np.zeros((len(features), len(self.feature_names) + 1), dtype=np.float64)
         for m in self.members_:
-            total += m.scale * np.asarray(m.booster.predict(features, pred_contrib=True, num_threads=1))
+            total += m.scale * m.credits(m.booster, features)
             total[:, -1] += m.shift
         return total / len(self.members_)
 

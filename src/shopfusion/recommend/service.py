@@ -34,7 +34,7 @@ from shopfusion.settings import RecommendSettings
 from shopfusion.workspace import WorkspaceError
 
 MODEL_FILE = "recommend.pkl"
-MODEL_VERSION = 8  # bumped whenever the pickled sources change shape: older models must be rebuilt
+MODEL_VERSION = 9  # bumped whenever the pickled sources change shape: older models must be rebuilt
 
 
 class StaleModelError(WorkspaceError):
