@@ -101,11 +101,12 @@ class RecommendSettings(_Section):
     ease_max_items: int = Field(20_000, ge=0, description="EASE (dense item×item) is skipped above this size")
     sequential_dim: int = Field(64, ge=8, description="Width of the sequential (self-attention) model")
     sequential_max_len: int = Field(20, ge=2, description="Most recent items the sequential model reads")
+    sequential_learning_rate: float = Field(0.003, gt=0)
     sequential_max_epochs: int = Field(40, ge=1)
     sequential_patience: int = Field(4, ge=1, description="Epochs without validation gain before stopping")
     sequential_max_seconds: float = Field(150.0, gt=0, description="Training time cap per run")
     sequential_models: int = Field(
-        1, ge=1, description="Sequential networks averaged (different seeds): steadier, each costs its training time"
+        2, ge=1, description="Sequential networks averaged (different seeds): steadier, each costs its training time"
     )
     sequential_temperature: float = Field(
         0.1, ge=0, description="Cosine similarity over this temperature scores items; 0: the plain dot product"
@@ -126,6 +127,13 @@ class RecommendSettings(_Section):
     )
     ranker_models: int = Field(
         3, ge=1, description="Ranker models averaged, each stopped early on its own share of the people"
+    )
+    ranker_negatives: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the candidates not picked next that each ranker model learns from (a random one per "
+        "model; all of them count where it stops early and is measured): fewer cost less training time",
     )
     ranker_max_trees: int = Field(600, ge=1)
     ranker_learning_rate: float = Field(0.05, gt=0)

@@ -48,10 +48,13 @@ def mean_ndcg(rows: CandidateRows, labels: np.ndarray, scores: np.ndarray, per_u
     return float(np.mean(np.where(rank < K, 1.0 / np.log2(rank + 2), 0.0)))
 
 
-def test_ranker_beats_its_best_single_feature_and_contributions_add_up() -> None:
+@pytest.mark.parametrize("negatives", [1.0, 0.3])
+def test_ranker_beats_its_best_single_feature_and_contributions_add_up(negatives: float) -> None:
+    """Also when each model learns from a sample of the non-picked candidates (`ranker_negatives`)."""
     rng = np.random.default_rng(0)
     train, train_labels = generated(600, rng)
-    ranker = LearnedRanker(["first", "second", "switch"], RecommendSettings(**SMALL))  # type: ignore[arg-type]
+    settings = RecommendSettings(**SMALL, ranker_negatives=negatives)  # type: ignore[arg-type]
+    ranker = LearnedRanker(["first", "second", "switch"], settings)
     ranker.fit(train, train_labels, np.ones(600, dtype=np.int64), K)
     assert ranker.report_ is not None and ranker.report_.auc > 0.5 and ranker.report_.logloss > 0
 

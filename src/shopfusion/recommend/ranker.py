@@ -347,7 +347,7 @@ class LearnedRanker:
         if stoppable is not None:
             stopping &= stoppable
         stop_rows = stopping[rows.history]
-        fit_rows = ~stop_rows
+        fit_rows = ~stop_rows & ((labels > 0) | (rng.random(len(labels)) < s.ranker_negatives))
         params = {
             "objective": "lambdarank",
             "learning_rate": s.ranker_learning_rate,

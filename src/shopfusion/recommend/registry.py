@@ -59,6 +59,7 @@ def make_source(
             config = SequentialConfig(
                 dim=s.sequential_dim,
                 max_len=s.sequential_max_len,
+                lr=s.sequential_learning_rate,
                 max_epochs=s.sequential_max_epochs,
                 patience=s.sequential_patience,
                 max_seconds=s.sequential_max_seconds,
