@@ -39,6 +39,13 @@ WorkspaceOpt = Annotated[
     typer.Option("--workspace", "-w", envvar="SHOPFUSION_WORKSPACE", help="Workspace folder (config, store, indexes)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+MappingOpt = Annotated[
+    Path | None, typer.Option("--mapping", "-m", help="TOML mapping file: [columns], [constants], attributes.")
+]
+MapOpt = Annotated[
+    list[str] | None, typer.Option("--map", help="FIELD=SOURCE_COLUMN, repeatable (wins over --mapping).")
+]
+ConstOpt = Annotated[list[str] | None, typer.Option("--const", help="FIELD=VALUE for every row, e.g. type=purchase.")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -51,6 +58,14 @@ def _open(workspace: Path) -> Workspace:
         return Workspace.open(workspace)
     except WorkspaceError as exc:
         raise _fail(str(exc)) from exc
+
+
+def _column_mapping(mapping: Path | None, column: list[str] | None, constant: list[str] | None) -> ColumnMapping:
+    """The mapping file's columns and constants, overridden by --map / --const flags."""
+    base = ColumnMapping.from_toml(mapping) if mapping else ColumnMapping()
+    return base.merged(
+        ColumnMapping(columns=_pairs(column or [], "--map"), constants=_pairs(constant or [], "--const"))
+    )
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -75,26 +90,18 @@ def ingest(
     kind: Annotated[str, typer.Argument(help=f"What the file holds: {' | '.join(KINDS)}.")],
     path: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, optionally .gz.")],
     workspace: WorkspaceOpt = Path("workspace"),
-    mapping: Annotated[
-        Path | None,
-        typer.Option("--mapping", "-m", help="TOML mapping file: [columns], [constants], attributes."),
-    ] = None,
-    column: Annotated[
-        list[str] | None, typer.Option("--map", help="FIELD=SOURCE_COLUMN, repeatable (wins over --mapping).")
-    ] = None,
-    constant: Annotated[
-        list[str] | None, typer.Option("--const", help="FIELD=VALUE for every row, e.g. type=purchase.")
-    ] = None,
+    mapping: MappingOpt = None,
+    column: MapOpt = None,
+    constant: ConstOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load items, users or events; invalid rows go to a rejects file with row, field and reason."""
     ws = Workspace.init(workspace)
     try:
-        base = ColumnMapping.from_toml(mapping) if mapping else ColumnMapping()
-        flags = ColumnMapping(columns=_pairs(column or [], "--map"), constants=_pairs(constant or [], "--const"))
+        columns = _column_mapping(mapping, column, constant)
         store = open_store(ws.store_url())
         try:
-            summary = ingest_file(store, kind, path, base.merged(flags), ws.rejects_dir, user_key_function(ws))
+            summary = ingest_file(store, kind, path, columns, ws.rejects_dir, user_key_function(ws))
         finally:
             store.close()
     except IngestError as exc:
@@ -167,9 +174,13 @@ def train_search_command(
         typer.Option(
             "--events",
             help="Events file as `ingest events` reads it: searches followed by clicks, add-to-carts and "
-            "purchases become judgements (default without --queries/--qrels: the store's events).",
+            "purchases become judgements (default without --queries/--qrels: the store's events); its columns "
+            "are mapped with --mapping / --map / --const as for `ingest events`.",
         ),
     ] = None,
+    mapping: MappingOpt = None,
+    column: MapOpt = None,
+    constant: ConstOpt = None,
     workspace: WorkspaceOpt = Path("workspace"),
     as_json: JsonOpt = False,
 ) -> None:
@@ -183,8 +194,10 @@ def train_search_command(
     if (queries is None) != (qrels is None):
         raise _fail("--queries and --qrels go together")
     ws = _open(workspace)
+    log = console.print if not as_json else lambda _: None
     try:
-        report = train_search(ws, queries, qrels, log=console.print if not as_json else lambda _: None, events=events)
+        columns = _column_mapping(mapping, column, constant)
+        report = train_search(ws, queries, qrels, log=log, events=events, events_mapping=columns)
     except (BuildError, EncoderUnavailable, EvalInputError, IngestError, OSError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:

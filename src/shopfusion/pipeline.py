@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopfusion.catalog.ingest import ColumnMapping
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.catalog.store import open_store
 from shopfusion.encoders import CachedEncoder, EmbeddingCache, SentenceTransformerEncoder, resolve_model
@@ -156,6 +157,7 @@ def _search_judgements(
     queries: Path | None,
     qrels: Path | None,
     events: Path | None,
+    events_mapping: ColumnMapping | None,
     log: Callable[[str], None],
 ) -> tuple[dict[str, str], dict[str, dict[str, float]], list[tuple[str, str]], dict[str, Any]]:
     """Judged queries and grades from the judgement files and from behaviour events (file grades win), the
@@ -174,7 +176,7 @@ def _search_judgements(
     summary: dict[str, Any] = {"files": _positives(file_queries, file_qrels)}
     frame: pd.DataFrame | None = None
     if events is not None:
-        frame, read = read_events(events, rejects_dir=ws.rejects_dir)
+        frame, read = read_events(events, events_mapping, rejects_dir=ws.rejects_dir)
         summary["events_file"] = read.as_dict()
         log(
             f"events file {events}: {read.rows} rows, {read.loaded} valid, {read.rejected} rejected"
@@ -226,6 +228,7 @@ def train_search(
     log: Callable[[str], None] = print,
     *,
     events: Path | None = None,
+    events_mapping: ColumnMapping | None = None,
 ) -> dict[str, object]:
     """Train the learned search stages (fine-tuned bi-encoder, cross-encoder, rankers) from graded judgements
     (files as for `eval search`) and from searches followed by clicks, add-to-carts and purchases (see
@@ -239,7 +242,9 @@ def train_search(
     settings = ws.settings
     catalog = CatalogSnapshot.load(current)
     ids = catalog.frame["item_id"].astype(str).tolist()
-    judged_queries, judged, item_pairs, sources = _search_judgements(ws, settings, ids, queries, qrels, events, log)
+    judged_queries, judged, item_pairs, sources = _search_judgements(
+        ws, settings, ids, queries, qrels, events, events_mapping, log
+    )
     titles = [catalog.title(p) for p in range(len(ids))]
     texts = item_texts(current, catalog)
     encoder = make_encoder(ws, settings)

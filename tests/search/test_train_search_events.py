@@ -61,6 +61,41 @@ def test_too_few_events_leave_search_untrained_and_say_so(built_workspace: Path,
     assert report["judgements"]["from_events"] == 3 and report["judgements"]["events"]["searches"] == 2
 
 
+@pytest.mark.slow
+def test_an_events_file_with_other_column_names_is_mapped(built_workspace: Path, tmp_path: Path) -> None:
+    """--mapping / --map as for `ingest events`: without them the file's rows name no event type and count for
+    nothing; with them they give the judgements."""
+    ws = tmp_path / "ws"
+    shutil.copytree(built_workspace, ws)
+    events = tmp_path / "log.csv"
+    events.write_text(
+        "kind,when,visit,sku,search_text\n"
+        "search,2024-03-01T10:00:00,s1,,tea cup\n"
+        "click,2024-03-01T10:01:00,s1,A8,\n"
+        "search,2024-03-01T11:00:00,s2,,running shoes\n"
+        "purchase,2024-03-01T11:01:00,s2,A1,\n"
+    )
+    unmapped = train_json("--events", str(events), "-w", str(ws))
+    assert unmapped["judgements"]["from_events"] == 0 and unmapped["judgements"]["events_file"]["loaded"] == 0
+
+    columns = tmp_path / "mapping.toml"
+    columns.write_text('[columns]\ntimestamp = "when"\nsession_id = "visit"\nitem_id = "sku"\n')
+    mapped = train_json(
+        "--events",
+        str(events),
+        "--mapping",
+        str(columns),
+        "--map",
+        "type=kind",
+        "--map",
+        "query=search_text",
+        "-w",
+        str(ws),
+    )
+    assert mapped["judgements"]["events_file"]["loaded"] == 4
+    assert mapped["judgements"]["from_events"] == 2 and mapped["judgements"]["events"]["searches"] == 2
+
+
 def test_training_only_from_search_events_lifts_held_out_queries(tmp_path: Path) -> None:
     """The generated shop's train queries exist only as searches followed by clicks and purchases: trained on
     them through the CLI, the engine ranks held-out queries (other colours) better than untrained."""
