@@ -2,7 +2,7 @@
 in Saabas' treeinterpreter): every split on the way from a tree's root to a leaf credits its feature with
 the change of the expected score it makes, so each leaf's credits are fixed once the model is trained, and a
 row's contributions are one leaf lookup per tree. They add up to the raw score like TreeSHAP's do, at a
-fraction of the cost: per-row TreeSHAP was most of a served recommendation's time."""
+fraction of the cost: per-row TreeSHAP was about half of a served recommendation's time."""
 
 from __future__ import annotations
 
