@@ -30,6 +30,13 @@ def train_json(*args: str) -> dict[str, Any]:
     return dict(json.loads(result.stdout))
 
 
+def workspace_copy(built_workspace: Path, tmp_path: Path) -> Path:
+    """The session's built workspace, copied so a test's training does not change it for the others."""
+    ws = tmp_path / "ws"
+    shutil.copytree(built_workspace, ws)
+    return ws
+
+
 def test_judgement_files_go_together(tmp_path: Path) -> None:
     code, out = train("--queries", str(tmp_path / "q.tsv"), "-w", str(tmp_path))
     assert code == 2 and "--queries and --qrels go together" in out
@@ -37,8 +44,7 @@ def test_judgement_files_go_together(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_too_few_events_leave_search_untrained_and_say_so(built_workspace: Path, tmp_path: Path) -> None:
-    ws = tmp_path / "ws"
-    shutil.copytree(built_workspace, ws)
+    ws = workspace_copy(built_workspace, tmp_path)
     events = tmp_path / "events.csv"
     events.write_text(
         "type,timestamp,session_id,item_id,query,value\n"
@@ -65,8 +71,7 @@ def test_too_few_events_leave_search_untrained_and_say_so(built_workspace: Path,
 def test_an_events_file_with_other_column_names_is_mapped(built_workspace: Path, tmp_path: Path) -> None:
     """--mapping / --map as for `ingest events`: without them the file's rows name no event type and count for
     nothing; with them they give the judgements."""
-    ws = tmp_path / "ws"
-    shutil.copytree(built_workspace, ws)
+    ws = workspace_copy(built_workspace, tmp_path)
     events = tmp_path / "log.csv"
     events.write_text(
         "kind,when,visit,sku,search_text\n"
