@@ -101,7 +101,10 @@ class RecommendSettings(_Section):
     ease_max_items: int = Field(20_000, ge=0, description="EASE (dense item×item) is skipped above this size")
     sequential_dim: int = Field(64, ge=8, description="Width of the sequential (self-attention) model")
     sequential_max_len: int = Field(20, ge=2, description="Most recent items the sequential model reads")
-    sequential_learning_rate: float = Field(0.003, gt=0)
+    sequential_learning_rate: float = Field(0.003, gt=0, description="AdamW learning rate of the sequential model")
+    sequential_term_weight: float = Field(
+        1.0, ge=0, description="Weight of learned term embeddings in the sequential model's item inputs (0: off)"
+    )
     sequential_max_epochs: int = Field(40, ge=1)
     sequential_patience: int = Field(4, ge=1, description="Epochs without validation gain before stopping")
     sequential_max_seconds: float = Field(150.0, gt=0, description="Training time cap per run")

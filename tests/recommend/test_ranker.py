@@ -12,6 +12,7 @@ import pytest
 
 from shopfusion.catalog.schema import Item
 from shopfusion.catalog.snapshot import CatalogSnapshot
+from shopfusion.encoders.terms import term_vectors
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.ranker import CandidateRows, FeatureBuilder, LearnedRanker, train_ranker, transitions
 from shopfusion.recommend.sequential import SequentialSource
@@ -135,7 +136,8 @@ def test_next_features_look_back_from_the_latest_items() -> None:
     snapshot, events = shop(n_users=40)
     data = Interactions.from_events(events, snapshot.frame["item_id"].to_numpy(dtype=object))
     texts = [f"{t} {c}" for t, c in zip(snapshot.frame["title"], snapshot.frame["category_path"], strict=True)]
-    builder = FeatureBuilder(data, {}, HashingEncoder().encode(texts), snapshot.frame, RecommendSettings())
+    vectors, terms = HashingEncoder().encode(texts), term_vectors(texts)
+    builder = FeatureBuilder(data, {}, vectors, terms, snapshot.frame, RecommendSettings())
     user = data.user_index("u0")
     assert user is not None
     walked = data.sequences[user]
@@ -145,6 +147,34 @@ def test_next_features_look_back_from_the_latest_items() -> None:
     # everyone walks a category in one order: what follows the session's last item is its successor
     successor = int(walked[2])
     assert builder.next_because(session, np.array([successor])).tolist() == [int(walked[1])]
+
+
+def test_term_features_find_the_history_item_sharing_the_candidates_words() -> None:
+    items = [
+        Item(item_id="drill", title="Makita cordless drill"),
+        Item(item_id="glue", title="Gorilla wood glue"),
+        Item(item_id="saw", title="Makita circular saw"),
+        Item(item_id="tape", title="Gorilla duct tape"),
+        Item(item_id="mug", title="Ceramic coffee mug"),
+    ]
+    snapshot = CatalogSnapshot.from_items(items)
+    events = pd.DataFrame(
+        [("u", "drill", "purchase", "2024-01-01"), ("u", "glue", "purchase", "2024-01-02")],
+        columns=["user_id", "item_id", "type", "timestamp"],
+    ).assign(timestamp=lambda f: pd.to_datetime(f.timestamp, utc=True))
+    data = Interactions.from_events(events, snapshot.frame["item_id"].to_numpy(dtype=object))
+    terms = term_vectors(snapshot.texts())
+    builder = FeatureBuilder(
+        data, {}, HashingEncoder().encode(snapshot.texts()), terms, snapshot.frame, RecommendSettings()
+    )
+    user = data.user_index("u")
+    assert user is not None
+    saw, tape, mug = 2, 3, 4
+    features = builder._context([History.of_user(data, user)], np.zeros(3, dtype=np.int64), np.array([saw, tape, mug]))
+    # the last item was the glue: the tape shares its brand, the saw shares the earlier drill's, the mug nothing
+    assert features["terms_last"][1] > 0 and features["terms_last"][0] == 0 == features["terms_last"][2]
+    assert features["terms_max"][0] > 0 and features["terms_max"][1] > 0 and features["terms_max"][2] == 0
+    assert 0 < features["terms_profile"][0] < features["terms_max"][0]
 
 
 def test_ranker_learns_from_two_held_out_steps_and_stops_early_on_the_latest() -> None:
@@ -161,7 +191,8 @@ def test_ranker_learns_from_two_held_out_steps_and_stops_early_on_the_latest() -
     seq = earlier.sources["sequential"]
     assert isinstance(seq, SequentialSource) and seq.model.report_ is not None
     assert seq.model.report_.validation_ndcg == []  # it trained for the latest step's epochs, no early stopping
-    ranker = train_ranker(steps, snapshot.frame, vectors, settings.model_copy(update={"ranker_min_positives": 20}), K)
+    enough = settings.model_copy(update={"ranker_min_positives": 20})
+    ranker = train_ranker(steps, snapshot.frame, vectors, term_vectors(texts), enough, K)
     assert ranker is not None and ranker.report_ is not None
     assert ranker.report_.users == len(latest.histories) + len(earlier.histories)
 

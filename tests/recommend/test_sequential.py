@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shopfusion.encoders.terms import term_vectors
 from shopfusion.recommend.sequential import SequentialConfig, SequentialRecommender
 
 N_ITEMS = 30
@@ -41,6 +42,24 @@ def test_cold_item_is_reached_through_its_text() -> None:
     cold = scores[N_ITEMS:]
     assert cold.argmax() == 0  # of the items nobody has bought, the one whose text matches wins
     assert cold[0] > np.median(scores[:N_ITEMS])  # and it scores above the typical known item
+
+
+def test_cold_item_is_reached_through_the_terms_it_shares() -> None:
+    """No text vectors to go by (all equal); each person buys within one product line, named in the titles."""
+    lines = ["makita", "gorilla", "bosch", "stanley", "dewalt", "ryobi"]
+    per_line = 5
+    known = len(lines) * per_line
+    texts = [f"{lines[i // per_line]} tool" for i in range(known)] + [f"{line} tool" for line in lines]  # + 1 new each
+    rng = np.random.default_rng(0)
+    sequences = [(line * per_line + rng.permutation(per_line)).tolist() for line in rng.integers(0, len(lines), 300)]
+    blank = np.zeros((len(texts), 16), dtype=np.float32)
+    config = small_config(validate=False, max_epochs=15)
+    model = SequentialRecommender(config).fit(sequences, blank, item_terms=term_vectors(texts))
+    plain = SequentialRecommender(config).fit(sequences, blank)
+    histories = [[line * per_line, line * per_line + 1] for line in range(len(lines))]
+    new_items = model.scores(histories)[:, known:]
+    assert new_items.argmax(axis=1).tolist() == list(range(len(lines)))  # the new item of the person's line
+    assert plain.scores(histories)[:, known:].argmax(axis=1).tolist() != list(range(len(lines)))  # no terms: luck
 
 
 def test_sequential_source_reads_each_users_time_order() -> None:

@@ -64,6 +64,11 @@ class CatalogSnapshot:
         pos = int(self.positions.get_indexer([item_id])[0])
         return None if pos < 0 else pos
 
+    def texts(self) -> list[str]:
+        """Each item's title, brand and category as one text (what term features read)."""
+        parts = self.frame[["title", "brand", "category_path"]].fillna("").astype(str)
+        return [". ".join(p for p in row if p) for row in parts.itertuples(index=False)]
+
     def title(self, position: int) -> str:
         return self._titles[position]
 

@@ -94,11 +94,6 @@ def load_interactions(path: Path) -> pd.DataFrame:
     )
 
 
-def _item_text(frame: pd.DataFrame) -> list[str]:
-    parts = frame[["title", "brand", "category_path"]].fillna("").astype(str)
-    return [". ".join(p for p in row if p) for row in parts.itertuples(index=False)]
-
-
 def _default_encoder(workspace: Path) -> TextEncoder:
     from shopfusion.pipeline import make_encoder
 
@@ -155,18 +150,17 @@ def run_recommend_eval(
     """Fit on TRAIN, rank for every test user known in TRAIN with each method, print and write the report."""
     console = console or Console()
     started = time.perf_counter()
-    frame = load_items(items)
+    catalog = CatalogSnapshot(load_items(items))
     train_events, test_events = load_interactions(train), load_interactions(test)
     with tempfile.TemporaryDirectory(prefix="shopfusion-receval-") as tmp:
         root = workspace or Path(tmp)
         encoder = encoder or _default_encoder(root)
-        vectors = encoder.encode(_item_text(frame))
+        vectors = encoder.encode(catalog.texts())
         # the workspace's [recommend] settings (sources, fusion, rules) apply, as they would at build
         settings = settings or Workspace.init(root).settings.recommend
     settings = settings.model_copy(
         update={"exclude_purchased": {**settings.exclude_purchased, "user": exclude_seen}, "mmr_lambda": 1.0}
     )
-    catalog = CatalogSnapshot(frame)
     fit_started = time.perf_counter()
     service = RecommendService.fit(catalog, train_events, vectors, settings, k=k)
     fit_seconds = time.perf_counter() - fit_started

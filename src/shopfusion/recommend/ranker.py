@@ -3,8 +3,8 @@
 Candidates are the union of each source's top `ranker_candidates`; each (person, candidate) pair gets
 features — every source's score, its share of that source's best and its rank (beyond the cut: a sentinel),
 the person's history size and idleness, the item's popularity, age and price, text similarity of the item
-to the person's last item and to their whole history, and the share of their history in the item's
-category. LightGBM LambdaRank learns to order each person's candidates so that their held-out next
+to the person's last item and to their whole history (sentence embeddings, and TF-IDF over the item's own
+terms: exact brands and product lines), and the share of their history in the item's category. LightGBM LambdaRank learns to order each person's candidates so that their held-out next
 interactions come first, stopping early on nDCG@k of a further held-out share of people; Platt scaling on
 that share turns its scores into calibrated log-odds of being picked (AUC and logloss are reported there).
 Per-feature contributions (path credits read from the leaves a candidate lands in, scaled the same way;
@@ -47,6 +47,9 @@ CONTEXT_FEATURES = {
     "next_last": "next",
     "next_recent": "next",
     "text_recent": "text",
+    "terms_last": "text",
+    "terms_max": "text",
+    "terms_profile": "text",
 }
 PER_SOURCE = ("score", "share", "rank")
 # Weight of an item picked 1, 2, 3 steps after another in someone's sequence (the 'next' features), and of
@@ -73,11 +76,13 @@ class FeatureBuilder:
         data: Interactions,
         sources: Mapping[str, CandidateSource],
         vectors: np.ndarray,
+        terms: sp.csr_matrix,
         frame: pd.DataFrame,
         settings: RecommendSettings,
     ) -> None:
         self.sources = dict(sources)
         self.vectors = vectors
+        self.terms = terms
         self.depth = settings.ranker_candidates
         self.n_items = len(vectors)
         self.names = [f"{name}:{kind}" for name in self.sources for kind in PER_SOURCE] + list(CONTEXT_FEATURES)
@@ -147,6 +152,7 @@ class FeatureBuilder:
         next_last = np.zeros(len(users), dtype=np.float32)
         next_recent = np.zeros(len(users), dtype=np.float32)
         text_recent = np.zeros(len(users), dtype=np.float32)
+        terms = {name: np.zeros(len(users), dtype=np.float32) for name in ("terms_last", "terms_max", "terms_profile")}
         bounds = np.searchsorted(users, np.arange(n + 1))
         for u, history in enumerate(histories):
             rows = slice(bounds[u], bounds[u + 1])
@@ -155,14 +161,19 @@ class FeatureBuilder:
             candidate_vectors = self.vectors[positions[rows]]
             similarity = candidate_vectors @ self.vectors[history.items].T  # candidates × history
             strength = history.strength()
+            profile = strength / max(float(strength.sum()), 1e-9)
             text_last[rows] = similarity[:, last_index(history)]
-            text_profile[rows] = similarity @ (strength / max(float(strength.sum()), 1e-9))
+            text_profile[rows] = similarity @ profile
             text_max[rows] = similarity.max(axis=1)
             recent = self.recent_items(history)
             following = self.transitions[recent][:, positions[rows]].toarray()  # recent × candidates
             next_last[rows] = following[0]
             next_recent[rows] = np.asarray(STEP_WEIGHTS[: len(recent)], dtype=np.float32) @ following
             text_recent[rows] = (candidate_vectors @ self.vectors[recent].T).mean(axis=1)
+            shared = (self.terms[positions[rows]] @ self.terms[history.items].T).toarray()  # candidates × history
+            terms["terms_last"][rows] = shared[:, last_index(history)]
+            terms["terms_max"][rows] = shared.max(axis=1)
+            terms["terms_profile"][rows] = shared @ profile
             if self.has_category:
                 mass = np.bincount(self.category[history.items], weights=strength, minlength=self.category.max() + 1)
                 category_share[rows] = mass[self.category[positions[rows]]] / max(float(mass.sum()), 1e-9)
@@ -181,6 +192,7 @@ class FeatureBuilder:
             "next_last": next_last,
             "next_recent": next_recent,
             "text_recent": text_recent,
+            **terms,
         }
 
     def recent_items(self, history: History) -> np.ndarray:
@@ -447,7 +459,12 @@ def _ndcg(
 
 
 def train_ranker(
-    validations: Sequence[ValidationSet], frame: pd.DataFrame, vectors: np.ndarray, settings: RecommendSettings, k: int
+    validations: Sequence[ValidationSet],
+    frame: pd.DataFrame,
+    vectors: np.ndarray,
+    terms: sp.csr_matrix,
+    settings: RecommendSettings,
+    k: int,
 ) -> LearnedRanker | None:
     """A ranker trained on the validation people's held-out items of every step (the first step, the latest,
     is also where it stops early and is measured: the one most like serving); None when the candidates hold
@@ -462,7 +479,7 @@ def train_ranker(
     for validation in validations:
         histories = validation.histories[:n]
         masks = [position_mask(e, validation.data.n_items) for e in validation.exclusions()[:n]]
-        builder = FeatureBuilder(validation.data, validation.sources, vectors, frame, settings)
+        builder = FeatureBuilder(validation.data, validation.sources, vectors, terms, frame, settings)
         rows = builder.build(histories, masks)
         offset = sum(len(size) for size in sizes)
         parts.append(CandidateRows(rows.history + offset, rows.positions, rows.features))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import scipy.sparse as sp
 
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.sequential import SequentialConfig, SequentialSource
@@ -35,7 +36,11 @@ KNOWN_SOURCES = (
 
 
 def make_source(
-    name: str, vectors: np.ndarray, settings: RecommendSettings, sequential_epochs: int | None = None
+    name: str,
+    vectors: np.ndarray,
+    settings: RecommendSettings,
+    sequential_epochs: int | None = None,
+    terms: sp.csr_matrix | None = None,
 ) -> CandidateSource:
     s = settings
     match name:
@@ -66,8 +71,9 @@ def make_source(
                 threads=s.sequential_threads,
                 models=s.sequential_models,
                 temperature=s.sequential_temperature,
+                term_weight=s.sequential_term_weight,
             )
-            return SequentialSource(vectors, config, sequential_epochs)
+            return SequentialSource(vectors, config, sequential_epochs, terms)
     raise ValueError(f"unknown recommendation source {name!r}; known: {', '.join(KNOWN_SOURCES)}")
 
 
@@ -78,14 +84,16 @@ def fit_sources(
     *,
     next_items: Mapping[int, int] | None = None,
     sequential_epochs: int | None = None,
+    terms: sp.csr_matrix | None = None,
 ) -> dict[str, CandidateSource]:
     """Fit every configured source; a source with nothing to learn from (EASE above its size limit,
     complements without order ids) is left out rather than serving empty lists. `next_items` (user row →
     the item picked next) lets the sequential model stop early on them; `sequential_epochs` (from such an
-    earlier fit) trains it for exactly that many epochs instead."""
+    earlier fit) trains it for exactly that many epochs instead; `terms` (items × terms) feed its term
+    embeddings."""
     fitted: dict[str, CandidateSource] = {}
     for name in settings.sources:
-        source = make_source(name, vectors, settings, sequential_epochs)
+        source = make_source(name, vectors, settings, sequential_epochs, terms)
         if isinstance(source, SequentialSource):
             source.fit(data, next_items)
         else:

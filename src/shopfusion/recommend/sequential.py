@@ -1,6 +1,8 @@
 """Text-aware sequential recommender: causal self-attention over a person's recent items (SASRec-style),
-where each item's input is its learned id embedding plus a projection of its frozen text embedding, so
-items with no history still have a meaningful representation (the UniSRec / Recformer line of work)."""
+where each item's input is its learned id embedding plus a projection of its frozen text embedding plus
+learned embeddings of its terms (TF-IDF weighted), so items with no history still have a meaningful
+representation (the UniSRec / Recformer line of work) and items sharing a brand or product line share
+what was learned about it."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -35,6 +38,7 @@ class SequentialConfig:
     max_epochs: int = 60
     patience: int = 6
     text_weight: float = 1.0  # 0 disables the text path (plain SASRec)
+    term_weight: float = 1.0  # 0 disables the learned term embeddings (when item terms are given)
     seed: int = 0
     max_seconds: float = 600.0  # per training run (the validation run and the final one)
     threads: int = 1  # torch threads while training and scoring (more spin-wait badly on shared cores)
@@ -51,13 +55,25 @@ class TrainReport:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class ItemInputs:
+    """What the network knows of each item besides its id: its text vector and its weighted terms."""
+
+    text: np.ndarray  # items × text dimension
+    terms: sp.csr_matrix | None = None  # items × terms (rows: TF-IDF weights), None: no term embeddings
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
 class _Network(nn.Module):
-    def __init__(self, n_items: int, text: torch.Tensor, cfg: SequentialConfig) -> None:
+    def __init__(self, items: ItemInputs, cfg: SequentialConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self._served: dict[str, torch.Tensor] = {}
-        self.item_ids = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)  # 0 pads, item i is i + 1
+        self.item_ids = nn.Embedding(len(items) + 1, cfg.dim, padding_idx=0)  # 0 pads, item i is i + 1
         nn.init.normal_(self.item_ids.weight, std=0.02)
+        text = torch.as_tensor(items.text, dtype=torch.float32)
         self.register_buffer("text", torch.cat([torch.zeros(1, text.shape[1]), text]))
         self.text_proj = nn.Linear(text.shape[1], cfg.dim)
         self.positions = nn.Embedding(cfg.max_len, cfg.dim)
@@ -67,6 +83,16 @@ class _Network(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
+        terms = items.terms if items.terms is not None and cfg.term_weight > 0 else None
+        self.terms = (
+            None if terms is None or terms.shape[1] == 0 else nn.EmbeddingBag(terms.shape[1], cfg.dim, mode="sum")
+        )
+        if self.terms is not None and terms is not None:
+            nn.init.normal_(self.terms.weight, std=0.02)
+            bags = sp.vstack([sp.csr_matrix((1, terms.shape[1])), terms]).tocsr()  # row 0 (padding): an empty bag
+            self.register_buffer("term_index", torch.as_tensor(bags.indices, dtype=torch.long))
+            self.register_buffer("term_offsets", torch.as_tensor(bags.indptr[:-1], dtype=torch.long))
+            self.register_buffer("term_weights", torch.as_tensor(bags.data, dtype=torch.float32))
 
     def _once_served(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """Computed once while serving (eval mode, no gradients), every time while training: the item tables
@@ -84,9 +110,14 @@ class _Network(nn.Module):
         return super().load_state_dict(state_dict, strict, assign)
 
     def item_table(self) -> torch.Tensor:
-        return self._once_served(
-            "items", lambda: self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
-        )
+        return self._once_served("items", self._item_inputs)
+
+    def _item_inputs(self) -> torch.Tensor:
+        table = self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
+        if self.terms is not None:
+            bags = self.terms(self.term_index, self.term_offsets, per_sample_weights=self.term_weights)
+            table = table + self.cfg.term_weight * bags
+        return table
 
     def _output_table(self) -> torch.Tensor:
         table = self.item_table()[1:]
@@ -144,28 +175,31 @@ class SequentialRecommender:
         *,
         validation: Sequence[tuple[Sequence[int], int]] = (),
         epochs: int | None = None,
+        item_terms: sp.csr_matrix | None = None,
     ) -> SequentialRecommender:
-        """`sequences`: each person's items in time order; `item_text`: one text vector per item.
+        """`sequences`: each person's items in time order; `item_text`: one text vector per item;
+        `item_terms`: one row of term weights per item (learned term embeddings join the inputs).
 
         With `epochs`, train exactly that many. With `validation` pairs (history, next item), stop early on
         their nDCG@10 and keep the best epoch's weights. Otherwise each sequence's last item is first held
         out to choose the number of epochs, and the model is trained again on the full sequences for that
         many epochs, so the most recent interactions are learned from too."""
         started = time.perf_counter()
+        items = ItemInputs(item_text, item_terms)
         own = [(s[:-1], s[-1]) for s in sequences if len(s) >= 3]
         if epochs is not None:
-            self._train(sequences, item_text, (), epochs)
+            self._train(sequences, items, (), epochs)
         elif validation:
-            self._train(sequences, item_text, validation, self.config.max_epochs)
+            self._train(sequences, items, validation, self.config.max_epochs)
         elif own and self.config.validate:
             truncated = [s[:-1] if len(s) >= 3 else s for s in sequences]
-            self._train(truncated, item_text, own, self.config.max_epochs)
+            self._train(truncated, items, own, self.config.max_epochs)
             assert self.report_ is not None
             chosen, history = self.report_.best_epoch, self.report_.validation_ndcg
-            self._train(sequences, item_text, (), chosen)
+            self._train(sequences, items, (), chosen)
             self.report_.validation_ndcg, self.report_.best_epoch = history, chosen
         else:
-            self._train(sequences, item_text, (), self.config.max_epochs)
+            self._train(sequences, items, (), self.config.max_epochs)
         assert self.report_ is not None
         self.report_.seconds = round(time.perf_counter() - started, 1)
         return self
@@ -173,23 +207,23 @@ class SequentialRecommender:
     def _train(
         self,
         sequences: Sequence[Sequence[int]],
-        item_text: np.ndarray,
+        items: ItemInputs,
         validation: Sequence[tuple[Sequence[int], int]],
         max_epochs: int,
     ) -> None:
         """The first network stops early on `validation`; the others train for as many epochs as it chose."""
         cfg = self.config
         with _torch_threads(cfg.threads):
-            first, report = self._epochs(sequences, item_text, validation, max_epochs, cfg.seed)
+            first, report = self._epochs(sequences, items, validation, max_epochs, cfg.seed)
             others = [
-                self._epochs(sequences, item_text, (), report.best_epoch, cfg.seed + m)[0] for m in range(1, cfg.models)
+                self._epochs(sequences, items, (), report.best_epoch, cfg.seed + m)[0] for m in range(1, cfg.models)
             ]
         self.networks_, self.report_ = [first, *others], report
 
     def _epochs(
         self,
         sequences: Sequence[Sequence[int]],
-        item_text: np.ndarray,
+        items: ItemInputs,
         validation: Sequence[tuple[Sequence[int], int]],
         max_epochs: int,
         seed: int,
@@ -197,7 +231,7 @@ class SequentialRecommender:
         cfg = self.config
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        network = _Network(len(item_text), torch.as_tensor(item_text, dtype=torch.float32), cfg)
+        network = _Network(items, cfg)
         optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # every position predicts the next item: inputs are seq[:-1], targets seq[1:]
         usable = [s for s in sequences if len(s) >= 2]
@@ -273,8 +307,15 @@ class SequentialSource:
 
     name = "sequential"
 
-    def __init__(self, vectors: np.ndarray, config: SequentialConfig | None = None, epochs: int | None = None) -> None:
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        config: SequentialConfig | None = None,
+        epochs: int | None = None,
+        terms: sp.csr_matrix | None = None,
+    ) -> None:
         self.vectors = vectors
+        self.terms = terms
         self.model = SequentialRecommender(config)
         self.epochs = epochs  # known from an earlier validated fit: train exactly this many
         self.sequences_: list[np.ndarray] = []
@@ -283,7 +324,13 @@ class SequentialSource:
         """`validation`: user row → the item that user picked next (after `data`), for early stopping."""
         self.sequences_ = data.sequences
         pairs = [(self.sequences_[u].tolist(), item) for u, item in (validation or {}).items()]
-        self.model.fit([s.tolist() for s in data.sequences], self.vectors, validation=pairs, epochs=self.epochs)
+        self.model.fit(
+            [s.tolist() for s in data.sequences],
+            self.vectors,
+            validation=pairs,
+            epochs=self.epochs,
+            item_terms=self.terms,
+        )
         return self
 
     def _sequence(self, history: History) -> list[int]:

@@ -19,8 +19,10 @@ from typing import Literal, Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from shopfusion.catalog.snapshot import CatalogSnapshot
+from shopfusion.encoders.terms import term_vectors
 from shopfusion.rank.fusion import Fused, FusionMethod, fuse
 from shopfusion.rank.rules import Rules
 from shopfusion.recommend.interactions import EVENT_WEIGHTS, Interactions
@@ -34,7 +36,7 @@ from shopfusion.settings import RecommendSettings
 from shopfusion.workspace import WorkspaceError
 
 MODEL_FILE = "recommend.pkl"
-MODEL_VERSION = 9  # bumped whenever the pickled sources change shape: older models must be rebuilt
+MODEL_VERSION = 10  # bumped whenever the pickled sources change shape: older models must be rebuilt
 
 
 class StaleModelError(WorkspaceError):
@@ -53,6 +55,7 @@ class RecommendService:
         self,
         catalog: CatalogSnapshot,
         vectors: np.ndarray,
+        terms: sp.csr_matrix,
         settings: RecommendSettings,
         interactions: Interactions,
         sources: dict[str, CandidateSource],
@@ -61,12 +64,15 @@ class RecommendService:
     ) -> None:
         self.catalog = catalog
         self.vectors = vectors
+        self.terms = terms
         self.settings = settings
         self.interactions = interactions
         self.sources = sources
         self.fusion = fusion
         self.weights = {name: fusion.weights.get(name, 0.0) for name in self.sources}
-        self.features = FeatureBuilder(interactions, sources, vectors, catalog.frame, settings) if ranker else None
+        self.features = (
+            FeatureBuilder(interactions, sources, vectors, terms, catalog.frame, settings) if ranker else None
+        )
         # a ranker trained over other sources than these (settings changed since) cannot be used
         usable = ranker is not None and self.features is not None and self.features.names == ranker.feature_names
         self.ranker = ranker if usable else None
@@ -96,19 +102,22 @@ class RecommendService:
         such steps; the sequential model's number of epochs is chosen on the latest step."""
         item_ids = catalog.frame["item_id"].to_numpy(dtype=object)
         interactions = Interactions.from_events(events, item_ids)
+        terms = term_vectors(catalog.texts())
         if settings.source_weights is not None:
-            sources = fit_sources(interactions, vectors, settings)
-            return cls(catalog, vectors, settings, interactions, sources, _configured(settings))
+            sources = fit_sources(interactions, vectors, settings, terms=terms)
+            return cls(catalog, vectors, terms, settings, interactions, sources, _configured(settings))
         leave_one_out = settings.exclude_purchased.get("user", False)
         learned = settings.fusion == "learned"
         steps = settings.ranker_steps if learned else 1
-        validations = validation_sets(events, item_ids, vectors, settings, leave_one_out=leave_one_out, steps=steps)
+        validations = validation_sets(
+            events, item_ids, vectors, settings, leave_one_out=leave_one_out, steps=steps, terms=terms
+        )
         validation = validations[0] if validations else None
         fusion = choose_fusion(validation, settings, k=k)
-        ranker = train_ranker(validations, catalog.frame, vectors, settings, k) if learned else None
+        ranker = train_ranker(validations, catalog.frame, vectors, terms, settings, k) if learned else None
         epochs = sequential_epochs(validation.sources) if validation is not None else None
-        sources = fit_sources(interactions, vectors, settings, sequential_epochs=epochs)
-        return cls(catalog, vectors, settings, interactions, sources, fusion, ranker)
+        sources = fit_sources(interactions, vectors, settings, sequential_epochs=epochs, terms=terms)
+        return cls(catalog, vectors, terms, settings, interactions, sources, fusion, ranker)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -116,6 +125,7 @@ class RecommendService:
             bundle = {
                 "version": MODEL_VERSION,
                 "interactions": self.interactions,
+                "terms": self.terms,
                 "sources": self.sources,
                 "fusion": self.fusion,
                 "ranker": self.ranker,
@@ -128,10 +138,11 @@ class RecommendService:
             bundle = pickle.load(handle)
         if bundle.get("version") != MODEL_VERSION:
             raise StaleModelError(f"{folder} holds an older recommendation model: run `shopfusion build` again")
+        fitted = (bundle["terms"], settings, bundle["interactions"], bundle["sources"])
         if settings.source_weights is not None:
-            return cls(catalog, vectors, settings, bundle["interactions"], bundle["sources"], _configured(settings))
+            return cls(catalog, vectors, *fitted, _configured(settings))
         fusion, ranker = bundle["fusion"], bundle["ranker"] if settings.fusion == "learned" else None
-        return cls(catalog, vectors, settings, bundle["interactions"], bundle["sources"], fusion, ranker)
+        return cls(catalog, vectors, *fitted, fusion, ranker)
 
     def training_summary(self) -> dict[str, object]:
         """What was learned at fit: the ranking method, the fusion weights and their validation nDCG, and the

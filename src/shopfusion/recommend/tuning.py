@@ -69,6 +69,7 @@ def validation_sets(
     leave_one_out: bool,
     steps: int = 1,
     seed: int = 0,
+    terms: sp.csr_matrix | None = None,
 ) -> list[ValidationSet]:
     """The held-out last step of `events` (each user's last item, or the last stretch of time), then up to
     `steps` - 1 earlier steps, each held out from what the later one was fitted on: more people-steps for
@@ -79,7 +80,7 @@ def validation_sets(
     epochs = None
     for _ in range(steps):
         fit_on, held = validation_split(events, leave_one_out=leave_one_out, fraction=settings.validation_fraction)
-        step = _validation_step(fit_on, held, item_ids, vectors, settings, leave_one_out, seed, epochs)
+        step = _validation_step(fit_on, held, item_ids, vectors, settings, leave_one_out, seed, epochs, terms)
         if step is None:
             break
         out.append(step)
@@ -97,6 +98,7 @@ def _validation_step(
     leave_one_out: bool,
     seed: int,
     epochs: int | None,
+    terms: sp.csr_matrix | None,
 ) -> ValidationSet | None:
     data = Interactions.from_events(fit_on, item_ids)
     positions = pd.Index(item_ids.astype(str))
@@ -109,9 +111,9 @@ def _validation_step(
     held_positions = [positions.get_indexer(held[u]) for u in users]
     next_items = {row: int(p[p >= 0][0]) for row, p in zip(rows, held_positions, strict=True) if (p >= 0).any()}
     if epochs is not None:
-        sources = fit_sources(data, vectors, settings, sequential_epochs=epochs)
+        sources = fit_sources(data, vectors, settings, sequential_epochs=epochs, terms=terms)
     else:
-        sources = fit_sources(data, vectors, settings, next_items=next_items)
+        sources = fit_sources(data, vectors, settings, next_items=next_items, terms=terms)
     known = [p[p >= 0] for p in held_positions]
     return ValidationSet(
         data=data,
