@@ -142,6 +142,13 @@ class RecommendSettings(_Section):
     ranker_learning_rate: float = Field(0.05, gt=0)
     ranker_leaves: int = Field(31, ge=2)
     ranker_min_child_samples: int = Field(200, ge=1, description="Fewest candidates per leaf: few positives")
+    ranker_feature_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of the features each tree may split on: they overlap (three per source, several text "
+        "similarities), and trees that cannot all lean on the same few average into a steadier ranking",
+    )
     ranker_early_stopping: int = Field(40, ge=1, description="Rounds without validation gain before stopping")
     ranker_holdout: float = Field(0.2, gt=0, lt=1, description="Share of ranker users kept for early stopping")
     validation_users: int = Field(3000, ge=10, description="Users sampled for choosing the fusion weights")

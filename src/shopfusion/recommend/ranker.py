@@ -365,7 +365,7 @@ class LearnedRanker:
             "learning_rate": s.ranker_learning_rate,
             "num_leaves": s.ranker_leaves,
             "min_child_samples": s.ranker_min_child_samples,
-            "feature_fraction": 0.9,
+            "feature_fraction": s.ranker_feature_fraction,
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
             "metric": "ndcg",
