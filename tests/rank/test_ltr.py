@@ -45,14 +45,16 @@ def test_ranker_beats_its_best_single_feature_and_explains_its_scores() -> None:
     assert importance["noise"] < min(importance["a"], importance["b"])
 
 
-def test_saved_ranker_predicts_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_saved_ranker_predicts_and_explains_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(1)
     ranker = LambdaMartRanker(["a", "b", "noise"], min_data_in_leaf=20).fit(
         RankingData.concat(_queries(rng, 80), 3), RankingData.concat(_queries(rng, 20), 3)
     )
     ranker.save(tmp_path / "r.txt")
     x = rng.random((10, 3))
-    np.testing.assert_allclose(LambdaMartRanker.load(tmp_path / "r.txt").predict(x), ranker.predict(x))
+    loaded = LambdaMartRanker.load(tmp_path / "r.txt")
+    np.testing.assert_allclose(loaded.predict(x), ranker.predict(x))
+    np.testing.assert_allclose(loaded.contributions(x), ranker.contributions(x), atol=1e-9)
 
 
 def test_grade_levels_keep_linear_gains() -> None:

@@ -1,4 +1,5 @@
-"""Learning to rank: LightGBM LambdaMART over per-candidate features, with per-feature contributions.
+"""Learning to rank: LightGBM LambdaMART over per-candidate features, with per-feature contributions read
+from the leaves (rank/trees.py, as the recommendation ranker's).
 
 Graded judgements become integer relevance levels whose gains are the grades themselves, so the objective
 optimises exactly the linear-gain nDCG the evaluation reports.
@@ -14,6 +15,7 @@ from typing import Self
 import lightgbm as lgb
 import numpy as np
 
+from shopfusion.rank.trees import LeafContributions
 from shopfusion.workspace import write_text_atomic
 
 MAX_LEVELS = 31  # LightGBM's lambdarank accepts at most this many relevance levels by default
@@ -80,6 +82,7 @@ class LambdaMartRanker:
         self.max_rounds = max_rounds
         self.booster: lgb.Booster | None = None
         self.validation_ndcg: float | None = None
+        self._credits: LeafContributions | None = None
 
     def fit(self, train: RankingData, validation: RankingData) -> Self:
         """Boosting rounds chosen by early stopping on the validation queries' nDCG@10."""
@@ -95,6 +98,7 @@ class LambdaMartRanker:
             valid_sets=[valid_set],
             callbacks=[lgb.early_stopping(30, verbose=False)],
         )
+        self._credits = None
         self.validation_ndcg = float(self.booster.best_score["valid_0"]["ndcg@10"])
         return self
 
@@ -108,11 +112,12 @@ class LambdaMartRanker:
         return np.asarray(booster.predict(features, num_iteration=booster.best_iteration), dtype=np.float64)
 
     def contributions(self, features: np.ndarray) -> np.ndarray:
-        """Per-row feature contributions (SHAP values) plus a last column for the bias: each row sums to
-        `predict` of that row."""
+        """Per-row feature contributions (path credits of the leaves each row lands in) plus a last column
+        for the base value: each row sums to `predict` of that row."""
         booster = self._booster()
-        out = booster.predict(features, num_iteration=booster.best_iteration, pred_contrib=True)
-        return np.asarray(out, dtype=np.float64)
+        if self._credits is None:  # computed once per trained (or loaded) model
+            self._credits = LeafContributions.of(booster)
+        return self._credits(booster, np.asarray(features, dtype=np.float64))
 
     def importance(self) -> dict[str, float]:
         gains = self._booster().feature_importance(importance_type="gain")
