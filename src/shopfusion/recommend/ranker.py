@@ -4,9 +4,10 @@ Candidates are the union of each source's top `ranker_candidates`; each (person,
 features — every source's score, its share of that source's best and its rank (beyond the cut: a sentinel),
 the person's history size and idleness, the item's popularity, age and price, text similarity of the item
 to the person's last item and to their whole history (sentence embeddings, and TF-IDF over the item's own
-terms: exact brands and product lines), and the share of their history in the item's category. LightGBM LambdaRank learns to order each person's candidates so that their held-out next
-interactions come first, stopping early on nDCG@k of a further held-out share of people; Platt scaling on
-that share turns its scores into calibrated log-odds of being picked (AUC and logloss are reported there).
+terms: exact brands and product lines), and the share of their history in the item's category. LightGBM
+LambdaRank learns to order each person's candidates so that their held-out next interactions come first,
+stopping early on nDCG@k of a further held-out share of people; Platt scaling on that share turns its
+scores into calibrated log-odds of being picked (AUC and logloss are reported there).
 Per-feature contributions (path credits read from the leaves a candidate lands in, scaled the same way;
 see rank/trees.py) add up to that log-odds and are what explanations quote.
 """
@@ -162,7 +163,8 @@ class FeatureBuilder:
             similarity = candidate_vectors @ self.vectors[history.items].T  # candidates × history
             strength = history.strength()
             profile = strength / max(float(strength.sum()), 1e-9)
-            text_last[rows] = similarity[:, last_index(history)]
+            last = last_index(history)
+            text_last[rows] = similarity[:, last]
             text_profile[rows] = similarity @ profile
             text_max[rows] = similarity.max(axis=1)
             recent = self.recent_items(history)
@@ -171,7 +173,7 @@ class FeatureBuilder:
             next_recent[rows] = np.asarray(STEP_WEIGHTS[: len(recent)], dtype=np.float32) @ following
             text_recent[rows] = (candidate_vectors @ self.vectors[recent].T).mean(axis=1)
             shared = (self.terms[positions[rows]] @ self.terms[history.items].T).toarray()  # candidates × history
-            terms["terms_last"][rows] = shared[:, last_index(history)]
+            terms["terms_last"][rows] = shared[:, last]
             terms["terms_max"][rows] = shared.max(axis=1)
             terms["terms_profile"][rows] = shared @ profile
             if self.has_category:

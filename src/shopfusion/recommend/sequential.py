@@ -83,11 +83,10 @@ class _Network(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
-        terms = items.terms if items.terms is not None and cfg.term_weight > 0 else None
-        self.terms = (
-            None if terms is None or terms.shape[1] == 0 else nn.EmbeddingBag(terms.shape[1], cfg.dim, mode="sum")
-        )
-        if self.terms is not None and terms is not None:
+        terms = items.terms if cfg.term_weight > 0 else None
+        self.terms: nn.EmbeddingBag | None = None
+        if terms is not None and terms.shape[1] > 0:
+            self.terms = nn.EmbeddingBag(terms.shape[1], cfg.dim, mode="sum")
             nn.init.normal_(self.terms.weight, std=0.02)
             bags = sp.vstack([sp.csr_matrix((1, terms.shape[1])), terms]).tocsr()  # row 0 (padding): an empty bag
             self.register_buffer("term_index", torch.as_tensor(bags.indices, dtype=torch.long))
