@@ -117,7 +117,7 @@ class LambdaMartRanker:
         booster = self._booster()
         if self._credits is None:  # computed once per trained (or loaded) model
             self._credits = LeafContributions.of(booster)
-        return self._credits(booster, np.asarray(features, dtype=np.float64))
+        return self._credits(booster, features)
 
     def importance(self) -> dict[str, float]:
         gains = self._booster().feature_importance(importance_type="gain")
