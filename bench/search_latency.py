@@ -30,8 +30,9 @@ from shopfusion.evaluate.search_eval import Scores, load_products, load_qrels, l
 from shopfusion.index.lexical import Bm25Index, weighted_tokens
 from shopfusion.index.vector import ExactIndex, HnswIndex
 from shopfusion.pipeline import make_encoder
+from shopfusion.rank.candidates import Candidates
 from shopfusion.rank.cross_encoder import CrossEncoder
-from shopfusion.search.hybrid import Candidates, HybridSearcher
+from shopfusion.search.hybrid import HybridSearcher
 from shopfusion.search.learned import BI_ENCODER_DIR, Tuned, cross_encoder_options, load_learned, tuned_index
 from shopfusion.search.service import SearchService
 from shopfusion.settings import Settings
@@ -112,7 +113,7 @@ def learned_rows(
     tuned_settings = settings.search.model_copy(update={"query_vector_cache": 0})
     tuned = Tuned(cached.encoder, index)
     learned = load_learned(
-        folder, searcher, [i.item_id for i in items], [i.title for i in items], texts, tuned, settings.search_training
+        folder, searcher, [i.item_id for i in items], [i.title for i in items], texts, tuned, settings.search.training
     )
     if learned is None:
         print(f"learned search in {folder}: not trained or not used (see its report.json)")
@@ -127,7 +128,7 @@ def learned_rows(
         name, full = "learned + cross-encoder", lambda q: learned.rank(q, TOP)
     else:  # the cost of the stage does not depend on its weights: timed with the untrained cross-encoder
         print(f"learned search in {folder}: cross-encoder stage not served; its cost is timed untrained")
-        cross = CrossEncoder(resolve_model(settings.encoder.model), **cross_encoder_options(settings.search_training))
+        cross = CrossEncoder(resolve_model(settings.encoder.model), **cross_encoder_options(settings.search.training))
         name = "first ranker + cross-enc. (cost)"
 
         def full(query: str) -> object:

@@ -67,7 +67,7 @@ class Engine:
             frame["title"].fillna("").astype(str).tolist(),
             self.item_texts,
             tuned,
-            self.settings.search_training,
+            self.settings.search.training,
         )
 
     @cached_property

@@ -189,7 +189,7 @@ def _search_judgements(
             frame = store.events_frame(kinds)
         finally:
             store.close()
-    cfg = settings.search_training
+    cfg = settings.search.training
     item_pairs: list[tuple[str, str]] = []
     if frame is not None:
         found = judgements_from_events(
@@ -254,7 +254,7 @@ def train_search(
         ids,
         titles,
         texts,
-        settings.search_training,
+        settings.search.training,
         base_model=resolve_model(settings.encoder.model),
         make_tuned_encoder=lambda folder: make_encoder(ws, settings, str(folder)),
         log=log,

@@ -7,10 +7,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE = "shopfusion.toml"
+
+_SEQUENTIAL_KEYS = ("dim", "max_len", "learning_rate", "term_weight", "max_epochs", "patience", "max_seconds")
+_RANKER_KEYS = ("candidates", "users", "min_positives", "steps", "models", "negatives", "max_trees")
+_RANKER_TREE_KEYS = ("learning_rate", "leaves", "min_child_samples", "feature_fraction", "early_stopping", "holdout")
+# Flat keys of earlier versions → their key now: a workspace file or variable using one fails naming the new key.
+RENAMED_KEYS: dict[str, str] = {
+    **{f"recommend.sequential_{k}": f"recommend.sequential.{k}" for k in _SEQUENTIAL_KEYS},
+    **{f"recommend.sequential_{k}": f"recommend.sequential.{k}" for k in ("models", "temperature", "threads")},
+    **{f"recommend.ranker_{k}": f"recommend.ranker.{k}" for k in _RANKER_KEYS + _RANKER_TREE_KEYS},
+    "search_training": "search.training",
+}
 
 
 class _Section(BaseModel):
@@ -25,6 +36,143 @@ class EncoderSettings(_Section):
     device: str = "cpu"
     max_seq_length: int = Field(128, ge=8)
     show_progress: bool = True
+
+
+class SequentialSettings(_Section):
+    """The sequential (self-attention) candidate source: what it reads, how it trains."""
+
+    dim: int = Field(64, ge=8, description="Width of the model")
+    max_len: int = Field(20, ge=2, description="Most recent items the model reads")
+    learning_rate: float = Field(0.003, gt=0, description="AdamW learning rate")
+    term_weight: float = Field(
+        1.0, ge=0, description="Weight of learned term embeddings in the model's item inputs (0: off)"
+    )
+    max_epochs: int = Field(40, ge=1)
+    patience: int = Field(4, ge=1, description="Epochs without validation gain before stopping")
+    max_seconds: float = Field(150.0, gt=0, description="Training time cap per run (a safety net)")
+    models: int = Field(
+        2, ge=1, description="Networks averaged (different seeds): steadier, each costs its training time"
+    )
+    temperature: float = Field(
+        0.1, ge=0, description="Cosine similarity over this temperature scores items; 0: the plain dot product"
+    )
+    threads: int = Field(1, ge=1, description="Torch threads (on shared cores more threads spin-wait)")
+    layers: int = Field(2, ge=1, description="Self-attention blocks")
+    heads: int = Field(2, ge=1, description="Attention heads per block (must divide dim)")
+    dropout: float = Field(0.3, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(128, ge=1)
+    text_weight: float = Field(1.0, ge=0, description="Weight of the item text vectors in the inputs (0: plain SASRec)")
+    seed: int = 0
+
+
+class TreeRankerSettings(_Section):
+    """A LightGBM LambdaRank model (rank/ltr.py): its trees and their early stopping."""
+
+    max_trees: int = Field(600, ge=1)
+    learning_rate: float = Field(0.05, gt=0)
+    leaves: int = Field(31, ge=2)
+    min_child_samples: int = Field(200, ge=1, description="Fewest candidates per leaf")
+    feature_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of the features each tree may split on: trees that cannot all lean on the same few "
+        "overlapping features average into a steadier ranking",
+    )
+    bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of the rows each tree is grown on")
+    early_stopping: int = Field(40, ge=1, description="Rounds without validation gain before stopping")
+
+
+class RecommendRankerSettings(TreeRankerSettings):
+    """The learned recommendation ranker: which candidates and people it learns from, and its trees."""
+
+    candidates: int = Field(50, ge=1, description="Top candidates per source the ranker scores")
+    users: int = Field(8000, ge=10, description="Validation users the ranker is trained on")
+    min_positives: int = Field(
+        50, ge=1, description="Fewer held-out hits among the candidates than this: fall back to auto fusion"
+    )
+    steps: int = Field(
+        3,
+        ge=1,
+        description="Held-out steps the ranker learns from (each person's last item, the one before...; or the "
+        "latest stretches of events): one step gives few positives per feature",
+    )
+    models: int = Field(3, ge=1, description="Models averaged, each stopped early on its own share of the people")
+    negatives: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the candidates not picked next that each model learns from (a random one per "
+        "model; all of them count where it stops early and is measured): fewer cost less training time",
+    )
+    holdout: float = Field(0.2, gt=0, lt=1, description="Share of ranker users kept for early stopping")
+
+
+class SearchTrainingSettings(_Section):
+    """`train search` and `eval search --train-*`: what is learned from the shop's judgements and events, and how long it
+    may take."""
+
+    bi_encoder_epochs: int = Field(
+        2, ge=0, description="Contrastive fine-tuning epochs (0: keep the pretrained encoder)"
+    )
+    bi_encoder_batch_size: int = Field(32, ge=2, description="In-batch negatives per step")
+    bi_encoder_lr: float = Field(3e-5, gt=0)
+    cross_encoder_epochs: int = Field(2, ge=0, description="Cross-encoder epochs (0: no cross-encoder)")
+    cross_encoder_batch_size: int = Field(32, ge=1)
+    cross_encoder_lr: float = Field(5e-5, gt=0)
+    cross_encoder_head_lr: float = Field(1e-3, gt=0, description="Learning rate of its new (untrained) head")
+    cross_encoder_max_length: int = Field(
+        48, ge=8, description="Tokens of query + item text the cross-encoder reads (its cost grows with them)"
+    )
+    cross_encoder_int8: bool = Field(
+        True, description="Without bfloat16: score with a dynamically int8-quantised copy (≈2× faster)"
+    )
+    precision: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto",
+        description="Matrix products of the neural stages (training, catalogue re-encoding, cross-encoder "
+        "scoring); auto: bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32",
+    )
+    negatives_per_query: int = Field(4, ge=0, description="Unjudged top BM25/hybrid results used as negatives")
+    rerank_depth: int = Field(30, ge=1, description="Results the cross-encoder re-scores per query")
+    ranker: TreeRankerSettings = Field(
+        default_factory=lambda: TreeRankerSettings.model_validate(
+            {
+                "max_trees": 500,
+                "min_child_samples": 50,
+                "feature_fraction": 0.9,
+                "bagging_fraction": 0.9,
+                "early_stopping": 30,
+            }
+        ),
+        description="The LambdaMART ranker over each query's candidates",
+    )
+    ltr_depth: int = Field(100, ge=10, description="Candidates per query the learned ranker orders")
+    ranker_share: float = Field(
+        0.3, gt=0, lt=1, description="Share of train queries held out from the neural models to train the ranker"
+    )
+    max_seconds: float = Field(
+        1200.0, gt=0, description="Time cap for the neural training of one run (half for each neural model)"
+    )
+    seed: int = 13
+    attribution_minutes: float = Field(
+        30.0,
+        gt=0,
+        description="Judgements from events: a click, add-to-cart or purchase counts for the latest search of the "
+        "same session (or user, without a session id) at most this many minutes before it",
+    )
+    click_min_sessions: int = Field(
+        1,
+        ge=1,
+        description="Judgements from events: a query-item pair only ever clicked (never added to a cart or bought) "
+        "counts once this many sessions clicked it (1: every click counts)",
+    )
+    co_interaction_pairs: int = Field(
+        2000,
+        ge=0,
+        description="Extra bi-encoder pairs (item text as the query, an item picked next in the same order or "
+        "session as its positive), most frequent first (0: none)",
+    )
 
 
 class SearchSettings(_Section):
@@ -49,6 +197,7 @@ class SearchSettings(_Section):
     exact_vector_max_items: int = Field(
         50_000, ge=0, description="Catalogues up to this size use exact inner product, larger ones FAISS HNSW"
     )
+    training: SearchTrainingSettings = Field(default_factory=SearchTrainingSettings)  # type: ignore[arg-type]
     field_weights: dict[str, float] = Field(
         default_factory=lambda: {
             "title": 3.0,
@@ -99,58 +248,8 @@ class RecommendSettings(_Section):
     knn_neighbours: int = Field(100, ge=1)
     ease_l2: float = Field(500.0, gt=0)
     ease_max_items: int = Field(20_000, ge=0, description="EASE (dense item×item) is skipped above this size")
-    sequential_dim: int = Field(64, ge=8, description="Width of the sequential (self-attention) model")
-    sequential_max_len: int = Field(20, ge=2, description="Most recent items the sequential model reads")
-    sequential_learning_rate: float = Field(0.003, gt=0, description="AdamW learning rate of the sequential model")
-    sequential_term_weight: float = Field(
-        1.0, ge=0, description="Weight of learned term embeddings in the sequential model's item inputs (0: off)"
-    )
-    sequential_max_epochs: int = Field(40, ge=1)
-    sequential_patience: int = Field(4, ge=1, description="Epochs without validation gain before stopping")
-    sequential_max_seconds: float = Field(150.0, gt=0, description="Training time cap per run")
-    sequential_models: int = Field(
-        2, ge=1, description="Sequential networks averaged (different seeds): steadier, each costs its training time"
-    )
-    sequential_temperature: float = Field(
-        0.1, ge=0, description="Cosine similarity over this temperature scores items; 0: the plain dot product"
-    )
-    sequential_threads: int = Field(
-        1, ge=1, description="Torch threads of the sequential model (on shared cores more threads spin-wait)"
-    )
-    ranker_candidates: int = Field(50, ge=1, description="Top candidates per source the learned ranker scores")
-    ranker_users: int = Field(8000, ge=10, description="Validation users the learned ranker is trained on")
-    ranker_min_positives: int = Field(
-        50, ge=1, description="Fewer held-out hits among the candidates than this: fall back to auto fusion"
-    )
-    ranker_steps: int = Field(
-        3,
-        ge=1,
-        description="Held-out steps the ranker learns from (each person's last item, the one before...; or the "
-        "latest stretches of events): one step gives few positives per feature",
-    )
-    ranker_models: int = Field(
-        3, ge=1, description="Ranker models averaged, each stopped early on its own share of the people"
-    )
-    ranker_negatives: float = Field(
-        1.0,
-        gt=0,
-        le=1,
-        description="Share of the candidates not picked next that each ranker model learns from (a random one per "
-        "model; all of them count where it stops early and is measured): fewer cost less training time",
-    )
-    ranker_max_trees: int = Field(600, ge=1)
-    ranker_learning_rate: float = Field(0.05, gt=0)
-    ranker_leaves: int = Field(31, ge=2)
-    ranker_min_child_samples: int = Field(200, ge=1, description="Fewest candidates per leaf: few positives")
-    ranker_feature_fraction: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description="Share of the features each tree may split on: they overlap (three per source, several text "
-        "similarities), and trees that cannot all lean on the same few average into a steadier ranking",
-    )
-    ranker_early_stopping: int = Field(40, ge=1, description="Rounds without validation gain before stopping")
-    ranker_holdout: float = Field(0.2, gt=0, lt=1, description="Share of ranker users kept for early stopping")
+    sequential: SequentialSettings = Field(default_factory=SequentialSettings)  # type: ignore[arg-type]
+    ranker: RecommendRankerSettings = Field(default_factory=RecommendRankerSettings)  # type: ignore[arg-type]
     validation_users: int = Field(3000, ge=10, description="Users sampled for choosing the fusion weights")
     validation_fraction: float = Field(
         0.1, gt=0, lt=1, description="Share of the latest events held out for weight choice when repeats are allowed"
@@ -175,60 +274,6 @@ class RecommendSettings(_Section):
         if isinstance(value, bool):
             return {"user": value, "session": True, "item": True, "complements": True}
         return value
-
-
-class SearchTrainingSettings(_Section):
-    """`train search` and `eval search --train-*`: what is learned from the shop's judgements and events, and how long it
-    may take."""
-
-    bi_encoder_epochs: int = Field(
-        2, ge=0, description="Contrastive fine-tuning epochs (0: keep the pretrained encoder)"
-    )
-    bi_encoder_batch_size: int = Field(32, ge=2, description="In-batch negatives per step")
-    bi_encoder_lr: float = Field(3e-5, gt=0)
-    cross_encoder_epochs: int = Field(2, ge=0, description="Cross-encoder epochs (0: no cross-encoder)")
-    cross_encoder_batch_size: int = Field(32, ge=1)
-    cross_encoder_lr: float = Field(5e-5, gt=0)
-    cross_encoder_head_lr: float = Field(1e-3, gt=0, description="Learning rate of its new (untrained) head")
-    cross_encoder_max_length: int = Field(
-        48, ge=8, description="Tokens of query + item text the cross-encoder reads (its cost grows with them)"
-    )
-    cross_encoder_int8: bool = Field(
-        True, description="Without bfloat16: score with a dynamically int8-quantised copy (≈2× faster)"
-    )
-    precision: Literal["auto", "bfloat16", "float32"] = Field(
-        "auto",
-        description="Matrix products of the neural stages (training, catalogue re-encoding, cross-encoder "
-        "scoring); auto: bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32",
-    )
-    negatives_per_query: int = Field(4, ge=0, description="Unjudged top BM25/hybrid results used as negatives")
-    rerank_depth: int = Field(30, ge=1, description="Results the cross-encoder re-scores per query")
-    ltr_depth: int = Field(100, ge=10, description="Candidates per query the learned ranker orders")
-    ranker_share: float = Field(
-        0.3, gt=0, lt=1, description="Share of train queries held out from the neural models to train the ranker"
-    )
-    max_seconds: float = Field(
-        1200.0, gt=0, description="Time cap for the neural training of one run (half for each neural model)"
-    )
-    seed: int = 13
-    attribution_minutes: float = Field(
-        30.0,
-        gt=0,
-        description="Judgements from events: a click, add-to-cart or purchase counts for the latest search of the "
-        "same session (or user, without a session id) at most this many minutes before it",
-    )
-    click_min_sessions: int = Field(
-        1,
-        ge=1,
-        description="Judgements from events: a query-item pair only ever clicked (never added to a cart or bought) "
-        "counts once this many sessions clicked it (1: every click counts)",
-    )
-    co_interaction_pairs: int = Field(
-        2000,
-        ge=0,
-        description="Extra bi-encoder pairs (item text as the query, an item picked next in the same order or "
-        "session as its positive), most frequent first (0: none)",
-    )
 
 
 class ServeSettings(_Section):
@@ -267,6 +312,12 @@ class ServeSettings(_Section):
     )
 
 
+def _renamed(old: str) -> str:
+    if old.startswith("search_training"):
+        return "search.training" + old[len("search_training") :]
+    return RENAMED_KEYS[old]
+
+
 class Settings(BaseSettings):
     """All configuration of one workspace. Precedence: environment > workspace TOML > defaults."""
 
@@ -278,8 +329,28 @@ class Settings(BaseSettings):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)  # type: ignore[arg-type]
     search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)  # type: ignore[arg-type]
-    search_training: SearchTrainingSettings = Field(default_factory=SearchTrainingSettings)  # type: ignore[arg-type]
     serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_renamed_keys(cls, data: Any) -> Any:
+        """An old flat key is an error that names its new place (a silently ignored setting is worse)."""
+        if not isinstance(data, dict):
+            return data
+        found = [f"search_training.{k}" for k in data.get("search_training") or {}] or (
+            ["search_training"] if "search_training" in data else []
+        )
+        for section in ("recommend",):
+            values = data.get(section)
+            if isinstance(values, dict):
+                found += [f"{section}.{k}" for k in values if f"{section}.{k}" in RENAMED_KEYS]
+        if found:
+            moves = "; ".join(f"{old} is now {_renamed(old)}" for old in found)
+            raise ValueError(
+                f"renamed settings: {moves} (in {CONFIG_FILE} as a [section] key, in the environment as "
+                "SHOPFUSION_<SECTION>__<SUBSECTION>__<KEY>)"
+            )
+        return data
 
     @classmethod
     def settings_customise_sources(

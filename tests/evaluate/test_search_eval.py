@@ -11,7 +11,6 @@ import pytest
 
 from shopfusion.encoders import CachedEncoder, EmbeddingCache
 from shopfusion.evaluate import search_eval
-from shopfusion.evaluate.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from shopfusion.evaluate.search_eval import (
     EvalInputError,
     learn_blend_weights,
@@ -20,7 +19,8 @@ from shopfusion.evaluate.search_eval import (
     load_queries,
     run_search_eval,
 )
-from shopfusion.search.hybrid import Candidates
+from shopfusion.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from shopfusion.rank.candidates import Candidates
 from shopfusion.settings import SearchSettings
 from shopfusion.workspace import Workspace
 from tests.conftest import HashingEncoder

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shopfusion.rank.candidates import Candidates
 from shopfusion.rank.fusion import fuse, shares
-from shopfusion.recommend.sources import Candidates
 
 
 def _cands(positions: list[int], scores: list[float], because: list[int] | None = None) -> Candidates:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shopfusion.evaluate.metrics import ndcg_at_k
+from shopfusion.metrics import ndcg_at_k
 from shopfusion.rank.ltr import LambdaMartRanker, RankingData, grade_levels
 
 

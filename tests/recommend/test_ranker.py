@@ -12,7 +12,7 @@ import pytest
 
 from shopfusion.catalog.schema import Item
 from shopfusion.catalog.snapshot import CatalogSnapshot
-from shopfusion.encoders.terms import term_vectors
+from shopfusion.index.terms import term_vectors
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.ranker import CandidateRows, FeatureBuilder, LearnedRanker, train_ranker, transitions
 from shopfusion.recommend.sequential import SequentialSource
@@ -23,7 +23,7 @@ from shopfusion.settings import RecommendSettings
 from tests.conftest import HashingEncoder
 
 K = 5
-SMALL = {"ranker_max_trees": 150, "ranker_min_child_samples": 10, "threads": 1}
+SMALL = {"ranker": {"max_trees": 150, "min_child_samples": 10}, "threads": 1}
 
 
 def generated(n_users: int, rng: np.random.Generator, per_user: int = 30) -> tuple[CandidateRows, np.ndarray]:
@@ -54,7 +54,7 @@ def test_ranker_beats_its_best_single_feature_and_contributions_add_up(negatives
     """Also when each model learns from a sample of the non-picked candidates (`ranker_negatives`)."""
     rng = np.random.default_rng(0)
     train, train_labels = generated(600, rng)
-    settings = RecommendSettings(**SMALL, ranker_negatives=negatives)  # type: ignore[arg-type]
+    settings = RecommendSettings(**{**SMALL, "ranker": {**SMALL["ranker"], "negatives": negatives}})  # type: ignore[arg-type]
     ranker = LearnedRanker(["first", "second", "switch"], settings)
     ranker.fit(train, train_labels, np.ones(600, dtype=np.int64), K)
     assert ranker.report_ is not None and ranker.report_.auc > 0.5 and ranker.report_.logloss > 0
@@ -93,11 +93,10 @@ def learned_service() -> RecommendService:
     snapshot, events = shop()
     texts = [f"{t} {c}" for t, c in zip(snapshot.frame["title"], snapshot.frame["category_path"], strict=True)]
     settings = RecommendSettings(
-        **SMALL,  # type: ignore[arg-type]
+        **{**SMALL, "ranker": {**SMALL["ranker"], "min_positives": 20}},  # type: ignore[arg-type]
         factors=8,
         mf_iterations=5,
-        sequential_max_epochs=5,
-        ranker_min_positives=20,
+        sequential={"max_epochs": 5},
         exclude_purchased={"user": True, "session": True, "item": True, "complements": True},
     )
     return RecommendService.fit(snapshot, events, HashingEncoder().encode(texts), settings, k=K)
@@ -181,7 +180,7 @@ def test_ranker_learns_from_two_held_out_steps_and_stops_early_on_the_latest() -
     snapshot, events = shop()
     texts = [f"{t} {c}" for t, c in zip(snapshot.frame["title"], snapshot.frame["category_path"], strict=True)]
     vectors = HashingEncoder().encode(texts)
-    settings = RecommendSettings(**SMALL, factors=8, mf_iterations=5, sequential_max_epochs=3)  # type: ignore[arg-type]
+    settings = RecommendSettings(**SMALL, factors=8, mf_iterations=5, sequential={"max_epochs": 3})  # type: ignore[arg-type]
     item_ids = snapshot.frame["item_id"].to_numpy(dtype=object)
     steps = validation_sets(events, item_ids, vectors, settings, leave_one_out=True, steps=2)
     assert len(steps) == 2
@@ -191,7 +190,7 @@ def test_ranker_learns_from_two_held_out_steps_and_stops_early_on_the_latest() -
     seq = earlier.sources["sequential"]
     assert isinstance(seq, SequentialSource) and seq.model.report_ is not None
     assert seq.model.report_.validation_ndcg == []  # it trained for the latest step's epochs, no early stopping
-    enough = settings.model_copy(update={"ranker_min_positives": 20})
+    enough = settings.model_copy(update={"ranker": settings.ranker.model_copy(update={"min_positives": 20})})
     ranker = train_ranker(steps, snapshot.frame, vectors, term_vectors(texts), enough, K)
     assert ranker is not None and ranker.report_ is not None
     assert ranker.report_.users == len(latest.histories) + len(earlier.histories)

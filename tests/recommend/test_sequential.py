@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shopfusion.encoders.terms import term_vectors
+from shopfusion.index.terms import term_vectors
 from shopfusion.recommend.sequential import SequentialConfig, SequentialRecommender
 
 N_ITEMS = 30

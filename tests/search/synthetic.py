@@ -25,7 +25,7 @@ COLOURS = ("red", "blue", "green", "black", "white", "grey")
 BRANDS = ("Acme", "Borealis", "Cobalt", "Dynamo")
 # Training settings that keep every learned stage to seconds on this shop.
 FAST_TRAINING = """
-[search_training]
+[search.training]
 bi_encoder_epochs = 2
 bi_encoder_lr = 2e-4
 bi_encoder_batch_size = 16

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from shopfusion.index.vector import ExactIndex, HnswIndex
-from shopfusion.search.hybrid import Candidates, HybridSearcher, fuse
+from shopfusion.rank.candidates import Candidates
+from shopfusion.search.hybrid import HybridSearcher, fuse
 from shopfusion.settings import SearchSettings
 
 LEX = Candidates(np.array([0, 1, 2]), np.array([10.0, 5.0, 1.0]))

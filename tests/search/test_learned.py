@@ -115,8 +115,8 @@ def test_train_search_is_served_by_the_engine(tmp_path: Path) -> None:
     """`train search` on a built workspace: the engine then ranks with the learned pipeline (when training
     judged it better than the untrained blend), and its answers carry the learned explanation."""
     from shopfusion.engine import Engine
-    from shopfusion.evaluate.metrics import ndcg_at_k
     from shopfusion.evaluate.search_eval import load_qrels, load_queries
+    from shopfusion.metrics import ndcg_at_k
     from shopfusion.pipeline import train_search
 
     ws, files = built_shop(tmp_path)

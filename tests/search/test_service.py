@@ -149,7 +149,7 @@ def test_query_vectors_are_cached(service: SearchService) -> None:
 def test_personalisation_lifts_simulated_shoppers_preferences(service: SearchService) -> None:
     """Simulated shoppers each prefer one kind of shoe (their history: three items of it); for the ambiguous
     query "shoe", nDCG@10 of their preferred kind is higher with their profile than without, on average."""
-    from shopfusion.evaluate.metrics import ndcg_at_k
+    from shopfusion.metrics import ndcg_at_k
 
     items = make_items()
     lifts = []

@@ -105,7 +105,7 @@ def test_training_only_from_search_events_lifts_held_out_queries(tmp_path: Path)
     """The generated shop's train queries exist only as searches followed by clicks and purchases: trained on
     them through the CLI, the engine ranks held-out queries (other colours) better than untrained."""
     from shopfusion.engine import Engine
-    from shopfusion.evaluate.metrics import ndcg_at_k
+    from shopfusion.metrics import ndcg_at_k
 
     ws, files = built_shop(tmp_path)
     events = tmp_path / "events.csv"

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.encoders.base import TextEncoder
-from shopfusion.evaluate.metrics import ndcg_at_k, recall_at_k
+from shopfusion.metrics import ndcg_at_k, recall_at_k
 from shopfusion.recommend.interactions import EVENT_WEIGHTS
 from shopfusion.recommend.service import RecommendService
 from shopfusion.recommend.sources import CandidateSource, History, candidates_many

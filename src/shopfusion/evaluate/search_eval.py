@@ -24,11 +24,12 @@ from shopfusion.catalog.ingest import ColumnMapping, read_frames, resolve_mappin
 from shopfusion.catalog.schema import Item
 from shopfusion.encoders import resolve_model
 from shopfusion.encoders.base import TextEncoder
-from shopfusion.evaluate.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from shopfusion.index.lexical import Bm25Index, weighted_tokens
 from shopfusion.index.vector import ExactIndex
+from shopfusion.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from shopfusion.pipeline import make_encoder
-from shopfusion.search.hybrid import Candidates, HybridSearcher, fuse
+from shopfusion.rank.candidates import Candidates
+from shopfusion.search.hybrid import HybridSearcher, fuse
 from shopfusion.search.learned import LearnedSearch, SearchTrainer, TrainingReport
 from shopfusion.settings import SearchSettings, Settings
 from shopfusion.workspace import Workspace
@@ -234,7 +235,7 @@ def run_search_eval(
                 ids,
                 [i.title for i in items],
                 [i.text() for i in items],
-                settings.search_training,
+                settings.search.training,
                 base_model=resolve_model(settings.encoder.model),
                 make_tuned_encoder=lambda folder: make_encoder(ws, settings, str(folder)),
                 log=console.print,

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from shopfusion.recommend.sources import Candidates
+from shopfusion.rank.candidates import Candidates
 
 FusionMethod = Literal["weighted", "rrf"]
 
@@ -48,7 +48,10 @@ def fuse(
         if weight <= 0 or len(cands.positions) == 0:
             continue
         for pos, share, because in zip(
-            cands.positions.tolist(), shares(cands.scores, method, rrf_k).tolist(), cands.because.tolist(), strict=True
+            cands.positions.tolist(),
+            shares(cands.scores, method, rrf_k).tolist(),
+            cands.reasons().tolist(),
+            strict=True,
         ):
             entry = table.get(pos)
             if entry is None:

@@ -84,7 +84,7 @@ class FeatureBuilder:
         self.sources = dict(sources)
         self.vectors = vectors
         self.terms = terms
-        self.depth = settings.ranker_candidates
+        self.depth = settings.ranker.candidates
         self.n_items = len(vectors)
         self.names = [f"{name}:{kind}" for name in self.sources for kind in PER_SOURCE] + list(CONTEXT_FEATURES)
         ages = _age_days(data.recency)
@@ -324,7 +324,7 @@ class LearnedRanker:
         started = time.perf_counter()
         scores = []
         self.members_ = []
-        for seed in range(self.seed, self.seed + self.settings.ranker_models):
+        for seed in range(self.seed, self.seed + self.settings.ranker.models):
             member, metrics = self._fit_one(rows, labels, held_sizes, k, stoppable, seed)
             self.members_.append(member)
             scores.append(metrics)
@@ -357,17 +357,17 @@ class LearnedRanker:
 
         s = self.settings
         rng = np.random.default_rng(seed)
-        stopping = rng.random(len(held_sizes)) < s.ranker_holdout
+        stopping = rng.random(len(held_sizes)) < s.ranker.holdout
         if stoppable is not None:
             stopping &= stoppable
         stop_rows = stopping[rows.history]
-        fit_rows = ~stop_rows & ((labels > 0) | (rng.random(len(labels)) < s.ranker_negatives))
+        fit_rows = ~stop_rows & ((labels > 0) | (rng.random(len(labels)) < s.ranker.negatives))
         params = {
             "objective": "lambdarank",
-            "learning_rate": s.ranker_learning_rate,
-            "num_leaves": s.ranker_leaves,
-            "min_child_samples": s.ranker_min_child_samples,
-            "feature_fraction": s.ranker_feature_fraction,
+            "learning_rate": s.ranker.learning_rate,
+            "num_leaves": s.ranker.leaves,
+            "min_child_samples": s.ranker.min_child_samples,
+            "feature_fraction": s.ranker.feature_fraction,
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
             "metric": "ndcg",
@@ -389,9 +389,9 @@ class LearnedRanker:
         booster = lgb.train(
             params,
             train,
-            num_boost_round=s.ranker_max_trees,
+            num_boost_round=s.ranker.max_trees,
             valid_sets=[valid],
-            callbacks=[lgb.early_stopping(s.ranker_early_stopping, verbose=False)],
+            callbacks=[lgb.early_stopping(s.ranker.early_stopping, verbose=False)],
         )
         raw = np.asarray(booster.predict(rows.features[stop_rows], raw_score=True, num_threads=s.threads))
         member = _Member(booster, *_platt(raw, labels[stop_rows]), LeafContributions.of(booster))
@@ -473,7 +473,7 @@ def train_ranker(
     fewer than `ranker_min_positives` of them (too little to learn from: fusion weights are used instead)."""
     if not validations or not validations[0].sources:
         return None
-    n = settings.ranker_users
+    n = settings.ranker.users
     parts: list[CandidateRows] = []
     labels: list[np.ndarray] = []
     sizes: list[np.ndarray] = []
@@ -489,7 +489,7 @@ def train_ranker(
         sizes.append(validation.sizes[:n])
     assert builder is not None
     label = np.concatenate(labels)
-    if label.sum() < settings.ranker_min_positives:
+    if label.sum() < settings.ranker.min_positives:
         return None
     rows = CandidateRows(*(np.concatenate([getattr(p, f) for p in parts]) for f in CandidateRows.__annotations__))
     stoppable = np.arange(sum(len(size) for size in sizes)) < len(sizes[0])

@@ -62,16 +62,16 @@ def make_source(
             return ContentSimilarity(s.knn_neighbours, s.threads).from_vectors(vectors)
         case "sequential":
             config = SequentialConfig(
-                dim=s.sequential_dim,
-                max_len=s.sequential_max_len,
-                lr=s.sequential_learning_rate,
-                max_epochs=s.sequential_max_epochs,
-                patience=s.sequential_patience,
-                max_seconds=s.sequential_max_seconds,
-                threads=s.sequential_threads,
-                models=s.sequential_models,
-                temperature=s.sequential_temperature,
-                term_weight=s.sequential_term_weight,
+                dim=s.sequential.dim,
+                max_len=s.sequential.max_len,
+                lr=s.sequential.learning_rate,
+                max_epochs=s.sequential.max_epochs,
+                patience=s.sequential.patience,
+                max_seconds=s.sequential.max_seconds,
+                threads=s.sequential.threads,
+                models=s.sequential.models,
+                temperature=s.sequential.temperature,
+                term_weight=s.sequential.term_weight,
             )
             return SequentialSource(vectors, config, sequential_epochs, terms)
     raise ValueError(f"unknown recommendation source {name!r}; known: {', '.join(KNOWN_SOURCES)}")

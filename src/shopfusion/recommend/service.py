@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from shopfusion.catalog.snapshot import CatalogSnapshot
-from shopfusion.encoders.terms import term_vectors
+from shopfusion.index.terms import term_vectors
 from shopfusion.rank.fusion import Fused, FusionMethod, fuse
 from shopfusion.rank.rules import Rules
 from shopfusion.recommend.interactions import EVENT_WEIGHTS, Interactions
@@ -108,7 +108,7 @@ class RecommendService:
             return cls(catalog, vectors, terms, settings, interactions, sources, _configured(settings))
         leave_one_out = settings.exclude_purchased.get("user", False)
         learned = settings.fusion == "learned"
-        steps = settings.ranker_steps if learned else 1
+        steps = settings.ranker.steps if learned else 1
         validations = validation_sets(
             events, item_ids, vectors, settings, leave_one_out=leave_one_out, steps=steps, terms=terms
         )

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
+from shopfusion.rank.candidates import Candidates
 from shopfusion.recommend.interactions import Interactions
 
 _NO_ITEMS = np.zeros(0, dtype=np.int64)
@@ -62,13 +63,6 @@ class History:
 def _aligned(row: sp.csr_matrix, indices: np.ndarray) -> np.ndarray:
     lookup = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
     return np.asarray([lookup.get(int(i), 0.0) for i in indices], dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class Candidates:
-    positions: np.ndarray
-    scores: np.ndarray
-    because: np.ndarray  # per candidate: the history item that contributed most, or -1
 
 
 class CandidateSource(Protocol):

@@ -106,7 +106,7 @@ def _validation_step(
     if len(users) < 10:
         return None
     rng = np.random.default_rng(seed)
-    users = rng.permutation(users)[: max(settings.validation_users, settings.ranker_users)].tolist()
+    users = rng.permutation(users)[: max(settings.validation_users, settings.ranker.users)].tolist()
     rows = [int(data.user_index(u)) for u in users]  # type: ignore[arg-type]
     held_positions = [positions.get_indexer(held[u]) for u in users]
     next_items = {row: int(p[p >= 0][0]) for row, p in zip(rows, held_positions, strict=True) if (p >= 0).any()}

@@ -11,37 +11,8 @@ import numpy as np
 from shopfusion.encoders.base import TextEncoder
 from shopfusion.index.lexical import LexicalIndex
 from shopfusion.index.vector import VectorIndex
+from shopfusion.rank.candidates import Candidates
 from shopfusion.settings import SearchSettings
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """One retriever's candidates: catalogue positions best first, with that retriever's raw scores."""
-
-    positions: np.ndarray
-    scores: np.ndarray
-
-    @classmethod
-    def top(cls, scores: np.ndarray, n: int, mask: np.ndarray | None = None) -> Candidates:
-        """The n best finite scores (ties by position), optionally only where `mask` is true."""
-        if mask is not None:
-            scores = np.where(mask, scores, -np.inf)
-        n = min(n, len(scores))
-        if n <= 0:
-            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.lexsort((top, -scores[top]))]
-        top = top[np.isfinite(scores[top])]
-        return cls(top.astype(np.int64), scores[top])
-
-    def normalised(self) -> np.ndarray:
-        """Scores min-max scaled over this list to [0, 1]: the best candidate 1, the last 0 (a single one 1)."""
-        if len(self.scores) == 0:
-            return self.scores
-        low, high = float(self.scores.min()), float(self.scores.max())
-        if high - low <= 1e-12:
-            return np.ones_like(self.scores)
-        return (self.scores - low) / (high - low)
 
 
 @dataclass(frozen=True)

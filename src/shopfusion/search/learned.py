@@ -27,7 +27,6 @@ import numpy as np
 
 from shopfusion.encoders.base import TextEncoder
 from shopfusion.encoders.finetune import BiEncoderTrainer, TrainReport, Triple, autocast
-from shopfusion.evaluate.metrics import ndcg_at_k
 from shopfusion.index.text import analyze
 from shopfusion.index.vector import (
     BuiltVectorIndex,
@@ -36,9 +35,11 @@ from shopfusion.index.vector import (
     build_vector_index,
     load_vector_index,
 )
+from shopfusion.metrics import ndcg_at_k
+from shopfusion.rank.candidates import Candidates
 from shopfusion.rank.cross_encoder import CrossEncoder, Judged
 from shopfusion.rank.ltr import LambdaMartRanker, RankingData
-from shopfusion.search.hybrid import Candidates, HybridSearcher, fusion_values
+from shopfusion.search.hybrid import HybridSearcher, fusion_values
 from shopfusion.settings import SearchTrainingSettings
 from shopfusion.workspace import atomic_path, write_text_atomic
 

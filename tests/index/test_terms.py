@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shopfusion.encoders.terms import term_vectors
+from shopfusion.index.terms import term_vectors
 
 
 def test_items_sharing_a_brand_are_similar_and_unique_words_are_dropped() -> None:
