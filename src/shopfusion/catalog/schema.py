@@ -10,7 +10,17 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 _FLOAT_ID = re.compile(r"^(-?\d+)\.0+$")
-_CATEGORY_SPLIT = re.compile(r"\s*(?:>|/|\|)\s*")
+CATEGORY_SEPARATOR = " > "  # how a category path is written everywhere it is shown or stored
+_CATEGORY_SPLIT = re.compile(r"\s*(?:>|/|\|)\s*")  # what it may be read from: "a > b", "a/b", "a|b"
+
+
+def category_parts(path: str) -> list[str]:
+    """A category path as given (any accepted separator) → its non-empty parts."""
+    return [p for p in _CATEGORY_SPLIT.split(path) if p]
+
+
+def category_path(parts: list[str]) -> str:
+    return CATEGORY_SEPARATOR.join(parts)
 
 
 def _clean_id(value: Any) -> Any:
@@ -43,7 +53,7 @@ def _parse_category(value: Any) -> Any:
     if value is None:
         return []
     if isinstance(value, str):
-        return [part for part in _CATEGORY_SPLIT.split(value.strip()) if part]
+        return category_parts(value.strip())
     return value
 
 
@@ -116,7 +126,7 @@ class Item(Record):
         if self.brand:
             parts.append(f"Brand: {self.brand}")
         if self.category:
-            parts.append("Category: " + " > ".join(self.category))
+            parts.append("Category: " + category_path(self.category))
         attrs = "; ".join(f"{k}: {v}" for k, v in self.attributes.items())
         if attrs:
             parts.append(attrs)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from shopfusion.catalog.schema import Item
+from shopfusion.catalog.schema import Item, category_path
 from shopfusion.results import ResultItem
 
 SNAPSHOT_FILE = "catalog.parquet"
@@ -32,7 +32,7 @@ class CatalogSnapshot:
                     "item_id": [i.item_id for i in items],
                     "title": [i.title for i in items],
                     "brand": [i.brand for i in items],
-                    "category_path": [" > ".join(i.category) for i in items],
+                    "category_path": [category_path(i.category) for i in items],
                     "price": [i.price for i in items],
                     "currency": [i.currency for i in items],
                     "image": [i.image for i in items],

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from shopfusion.catalog.schema import Event, EventType, Item, Record, User
+from shopfusion.catalog.schema import Event, EventType, Item, Record, User, category_path
 
 metadata = sa.MetaData()
 
@@ -89,7 +89,7 @@ def content_hash(record: Record) -> str:
 def record_row(record: Record, key: str) -> dict[str, Any]:
     row = record.model_dump()
     if isinstance(record, Item):
-        row["category_path"] = " > ".join(record.category)
+        row["category_path"] = category_path(record.category)
     if isinstance(record, Event):
         row["event_id"] = key
         row["type"] = record.type.value

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from shopfusion.catalog.schema import CATEGORY_SEPARATOR
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.index.terms import term_vectors
 from shopfusion.rank.fusion import Fused, FusionMethod, fuse
@@ -304,7 +305,7 @@ class RecommendService:
         naming the history item behind it."""
         if "pin" in fused.contributions:
             return "featured by the shop"
-        category = str(self._categories.iloc[fused.position]).split(" > ")[-1]
+        category = str(self._categories.iloc[fused.position]).split(CATEGORY_SEPARATOR)[-1]
         popular = f"popular in {category}" if category else "popular right now"
         explained = {n: v for n, v in fused.contributions.items() if n not in UNEXPLAINED}
         if not explained or max(explained.values()) <= 0:

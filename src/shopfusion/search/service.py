@@ -4,7 +4,6 @@ filters, facets, sorting and pagination over the fused result set."""
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -15,7 +14,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from shopfusion.catalog.schema import Item
+from shopfusion.catalog.schema import Item, category_parts, category_path
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.encoders.base import TextEncoder
 from shopfusion.index.lexical import Bm25Index, LiveLexicalIndex, weighted_tokens
@@ -33,7 +32,6 @@ BUILT_IN_FILTERS = ("category", "brand", "price", "in_stock")
 DEFAULT_FACETS = ("category", "brand", "in_stock")
 POPULARITY_FILE = "popularity.npy"
 MAX_NAMES_IN_ERRORS = 30
-_CATEGORY_SEPARATOR = re.compile(r"\s*(?:>|/|\|)\s*")  # as in catalog.schema: "a > b", "a/b", "a|b"
 _TRUE, _FALSE = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
 
 
@@ -298,7 +296,7 @@ class SearchService:
                 raise SearchError(f"filter {name!r} has no value")
             if name == "category":
                 # a path prefix on whole segments: "shoes" matches "shoes > running", not "shoestrings"
-                paths = [" > ".join(p for p in _CATEGORY_SEPARATOR.split(v) if p) for v in values]
+                paths = [category_path(category_parts(v)) for v in values]
                 keep &= np.logical_or.reduce(
                     [(cols.category == v) | np.char.startswith(cols.category, f"{v} > ") for v in paths]
                 )
