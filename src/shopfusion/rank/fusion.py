@@ -23,13 +23,18 @@ class Fused:
     because: dict[str, int] = field(default_factory=dict)  # source → the history item behind it
 
 
+def reciprocal_rank(count: int, rrf_k: int = 60) -> np.ndarray:
+    """Reciprocal rank fusion's share of ranks 1..count: (rrf_k + 1) / (rrf_k + rank), so the first is 1."""
+    return ((rrf_k + 1) / (rrf_k + np.arange(1, count + 1))).astype(np.float32)
+
+
 def shares(scores: np.ndarray, method: FusionMethod = "weighted", rrf_k: int = 60) -> np.ndarray:
     """Per-candidate share in [0, 1] of one source's list (sorted best first): the same rule serves fusion at
     request time and the vectorised weight search."""
     if len(scores) == 0:
         return np.zeros(0, dtype=np.float32)
     if method == "rrf":
-        return ((rrf_k + 1) / (rrf_k + 1 + np.arange(len(scores)))).astype(np.float32)
+        return reciprocal_rank(len(scores), rrf_k)
     best = float(scores.max()) or 1.0
     return (scores / best).astype(np.float32)
 
