@@ -23,18 +23,20 @@ import numpy as np
 import Stemmer
 import torch
 
+from shopfusion.build.artifacts import make_encoder
+from shopfusion.catalog.benchmarks import load_products, load_qrels, load_queries
 from shopfusion.catalog.schema import Item
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.encoders import resolve_model
-from shopfusion.evaluate.search_eval import Scores, load_products, load_qrels, load_queries
+from shopfusion.evaluate.search_eval import Scores
 from shopfusion.index.lexical import Bm25Index, weighted_tokens
 from shopfusion.index.vector import ExactIndex, HnswIndex
-from shopfusion.pipeline import make_encoder
 from shopfusion.rank.candidates import Candidates
 from shopfusion.rank.cross_encoder import CrossEncoder
 from shopfusion.search.hybrid import HybridSearcher
-from shopfusion.search.learned import BI_ENCODER_DIR, Tuned, cross_encoder_options, load_learned, tuned_index
+from shopfusion.search.ltr_features import Tuned
 from shopfusion.search.service import SearchService
+from shopfusion.search.trained_files import BI_ENCODER_DIR, cross_encoder_options, load_learned, tuned_index
 from shopfusion.settings import Settings
 from shopfusion.workspace import Workspace
 

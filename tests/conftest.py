@@ -153,9 +153,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def built_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace built once per test session from the generated catalogue and transactions."""
+    from shopfusion.build.builder import build
     from shopfusion.catalog.ingest import ColumnMapping, ingest_file
     from shopfusion.catalog.store import open_store
-    from shopfusion.pipeline import build
     from shopfusion.workspace import Workspace
 
     root = tmp_path_factory.mktemp("built")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shopfusion.cli import DEMO_DATA, app
+from shopfusion.cli import app
+from shopfusion.cli.demo import DEMO_DATA
 
 runner = CliRunner()
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from shopfusion.settings import CONFIG_FILE, Settings
 
+MANIFEST_FILE = "manifest.json"  # every model version has one; a folder without it is not (yet) a version
+
 
 class WorkspaceError(RuntimeError):
     pass
@@ -68,7 +70,7 @@ class Workspace:
     def model_versions(self) -> list[str]:
         if not self.models_dir.exists():
             return []
-        return sorted(p.name for p in self.models_dir.iterdir() if (p / "manifest.json").exists())
+        return sorted(p.name for p in self.models_dir.iterdir() if (p / MANIFEST_FILE).exists())
 
     @property
     def current_version(self) -> str | None:

@@ -11,14 +11,7 @@ import pytest
 
 from shopfusion.encoders import CachedEncoder, EmbeddingCache
 from shopfusion.evaluate import search_eval
-from shopfusion.evaluate.search_eval import (
-    EvalInputError,
-    learn_blend_weights,
-    load_products,
-    load_qrels,
-    load_queries,
-    run_search_eval,
-)
+from shopfusion.evaluate.search_eval import learn_blend_weights, run_search_eval
 from shopfusion.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from shopfusion.rank.candidates import Candidates
 from shopfusion.settings import SearchSettings
@@ -67,28 +60,6 @@ def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.setattr(search_eval, "make_encoder", fake_encoder)
     return tmp_path
-
-
-def test_loaders_use_extra_columns(bench: Path) -> None:
-    items, skipped = load_products(bench / "products.csv")
-    assert skipped == 0 and items[0].brand == "Ryobi" and items[0].description == "Drill and driver kit"
-    assert load_queries(bench / "queries.tsv")["q2"] == "garden hose"
-    assert load_qrels(bench / "qrels.tsv")["q2"] == {"p3": 2.0, "p4": 0.5}
-
-
-def test_invalid_and_repeated_products(tmp_path: Path) -> None:
-    (tmp_path / "p.csv").write_text("item_id,title\np1,First\np2,\np1,First again\n")
-    items, skipped = load_products(tmp_path / "p.csv")
-    assert skipped == 1 and [(i.item_id, i.title) for i in items] == [("p1", "First again")]
-
-
-def test_malformed_qrels_are_reported(tmp_path: Path) -> None:
-    (tmp_path / "r.tsv").write_text("q1\tp1\thigh\n")
-    with pytest.raises(EvalInputError, match="not a number"):
-        load_qrels(tmp_path / "r.tsv")
-    (tmp_path / "r.tsv").write_text("q1\tp1\n")
-    with pytest.raises(EvalInputError, match="fewer than 3"):
-        load_qrels(tmp_path / "r.tsv")
 
 
 def test_report_contract(bench: Path) -> None:

@@ -14,7 +14,8 @@ from shopfusion.catalog.schema import Item
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.index.terms import term_vectors
 from shopfusion.recommend.interactions import Interactions
-from shopfusion.recommend.ranker import CandidateRows, FeatureBuilder, LearnedRanker, train_ranker, transitions
+from shopfusion.recommend.ranker_features import CandidateRows, FeatureBuilder, transitions
+from shopfusion.recommend.ranker_training import fit_ranker, train_ranker
 from shopfusion.recommend.sequential import SequentialSource
 from shopfusion.recommend.service import RecommendService
 from shopfusion.recommend.sources import History
@@ -55,9 +56,8 @@ def test_ranker_beats_its_best_single_feature_and_contributions_add_up(negatives
     rng = np.random.default_rng(0)
     train, train_labels = generated(600, rng)
     settings = RecommendSettings(**{**SMALL, "ranker": {**SMALL["ranker"], "negatives": negatives}})  # type: ignore[arg-type]
-    ranker = LearnedRanker(["first", "second", "switch"], settings)
-    ranker.fit(train, train_labels, np.ones(600, dtype=np.int64), K)
-    assert ranker.report_ is not None and ranker.report_.auc > 0.5 and ranker.report_.logloss > 0
+    ranker = fit_ranker(["first", "second", "switch"], train, train_labels, np.ones(600, dtype=np.int64), K, settings)
+    assert ranker.report.auc > 0.5 and ranker.report.logloss > 0 and len(ranker.members) == settings.ranker.models
 
     test, test_labels = generated(400, np.random.default_rng(1))
     learned = mean_ndcg(test, test_labels, ranker.margin(test.features))
@@ -192,8 +192,8 @@ def test_ranker_learns_from_two_held_out_steps_and_stops_early_on_the_latest() -
     assert seq.model.report_.validation_ndcg == []  # it trained for the latest step's epochs, no early stopping
     enough = settings.model_copy(update={"ranker": settings.ranker.model_copy(update={"min_positives": 20})})
     ranker = train_ranker(steps, snapshot.frame, vectors, term_vectors(texts), enough, K)
-    assert ranker is not None and ranker.report_ is not None
-    assert ranker.report_.users == len(latest.histories) + len(earlier.histories)
+    assert ranker is not None
+    assert ranker.report.users == len(latest.histories) + len(earlier.histories)
 
 
 def test_a_stray_late_event_does_not_empty_the_next_period_hold_out() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from shopfusion.index.terms import term_vectors
-from shopfusion.recommend.sequential import SequentialConfig, SequentialRecommender
+from shopfusion.recommend.sequential import SequentialRecommender
+from shopfusion.settings import SequentialSettings
 
 N_ITEMS = 30
 
@@ -16,15 +17,15 @@ def cycle_sequences(n: int, rng: np.random.Generator, length: int = 8) -> list[l
     return [[(s + step) % N_ITEMS for step in range(length)] for s in starts]
 
 
-def small_config(**overrides: float) -> SequentialConfig:
-    base = dict(dim=32, layers=1, heads=2, max_len=8, dropout=0.1, lr=3e-3, batch_size=32, max_epochs=25, patience=4)
-    return SequentialConfig(**{**base, **overrides})  # type: ignore[arg-type]
+def small_settings(**overrides: float) -> SequentialSettings:
+    base = dict(dim=32, layers=1, heads=2, max_len=8, dropout=0.1, batch_size=32, max_epochs=25, patience=4, models=1)
+    return SequentialSettings(**{**base, **overrides})  # type: ignore[arg-type]
 
 
 def test_learns_a_deterministic_order() -> None:
     rng = np.random.default_rng(0)
     text = rng.normal(size=(N_ITEMS, 16)).astype(np.float32)
-    model = SequentialRecommender(small_config()).fit(cycle_sequences(300, rng), text)
+    model = SequentialRecommender(small_settings()).fit(cycle_sequences(300, rng), text)
     held_out = cycle_sequences(100, np.random.default_rng(1), length=5)
     scores = model.scores([s[:-1] for s in held_out])
     accuracy = float(np.mean(scores.argmax(axis=1) == np.array([s[-1] for s in held_out])))
@@ -37,7 +38,7 @@ def test_cold_item_is_reached_through_its_text() -> None:
     n_cold = 5
     text = rng.normal(size=(N_ITEMS + n_cold, 16)).astype(np.float32)
     text[N_ITEMS] = text[10]  # the first cold item reads like item 10; the others read like nothing known
-    model = SequentialRecommender(small_config(validate=False, max_epochs=15)).fit(cycle_sequences(300, rng), text)
+    model = SequentialRecommender(small_settings(max_epochs=15)).fit(cycle_sequences(300, rng), text, validate=False)
     scores = model.scores([[7, 8, 9]])[0]  # item 10 comes next
     cold = scores[N_ITEMS:]
     assert cold.argmax() == 0  # of the items nobody has bought, the one whose text matches wins
@@ -53,9 +54,9 @@ def test_cold_item_is_reached_through_the_terms_it_shares() -> None:
     rng = np.random.default_rng(0)
     sequences = [(line * per_line + rng.permutation(per_line)).tolist() for line in rng.integers(0, len(lines), 300)]
     blank = np.zeros((len(texts), 16), dtype=np.float32)
-    config = small_config(validate=False, max_epochs=15)
-    model = SequentialRecommender(config).fit(sequences, blank, item_terms=term_vectors(texts))
-    plain = SequentialRecommender(config).fit(sequences, blank)
+    settings = small_settings(max_epochs=15)
+    model = SequentialRecommender(settings).fit(sequences, blank, item_terms=term_vectors(texts), validate=False)
+    plain = SequentialRecommender(settings).fit(sequences, blank, validate=False)
     histories = [[line * per_line, line * per_line + 1] for line in range(len(lines))]
     new_items = model.scores(histories)[:, known:]
     assert new_items.argmax(axis=1).tolist() == list(range(len(lines)))  # the new item of the person's line
@@ -84,7 +85,7 @@ def test_sequential_source_reads_each_users_time_order() -> None:
     expected = [int(s[1:]) for s in events[events.user_id == "u0"].sort_values("timestamp").item_id]
     assert data.sequences[first].tolist() == expected  # shuffled rows, time order restored
     text = rng.normal(size=(N_ITEMS, 16)).astype(np.float32)
-    source = SequentialSource(text, small_config()).fit(data)
+    source = SequentialSource(text, small_settings()).fit(data)
     scores = source.scores(History.of_user(data, first))
     assert scores.min() > 0 and abs(scores.sum() - 1.0) < 1e-4
     assert scores.argmax() == (expected[-1] + 1) % N_ITEMS  # the item that comes next in the cycle
@@ -97,7 +98,7 @@ def test_averaged_networks_score_by_their_mean_probability() -> None:
 
     rng = np.random.default_rng(0)
     text = rng.normal(size=(N_ITEMS, 16)).astype(np.float32)
-    model = SequentialRecommender(small_config(models=2)).fit(cycle_sequences(300, rng), text)
+    model = SequentialRecommender(small_settings(models=2)).fit(cycle_sequences(300, rng), text)
     assert len(model.networks_) == 2
     first, second = model.networks_
     assert not np.allclose(first.item_ids.weight.detach().numpy(), second.item_ids.weight.detach().numpy())
@@ -120,7 +121,7 @@ def test_early_stopped_network_scores_with_its_best_weights() -> None:
     rng = np.random.default_rng(0)
     text = rng.normal(size=(N_ITEMS, 16)).astype(np.float32)
     pairs = [(s[:-1], s[-1]) for s in cycle_sequences(50, np.random.default_rng(1), length=5)]
-    model = SequentialRecommender(small_config(patience=2)).fit(cycle_sequences(300, rng), text, validation=pairs)
+    model = SequentialRecommender(small_settings(patience=2)).fit(cycle_sequences(300, rng), text, validation=pairs)
     assert model.report_ is not None and model.report_.best_epoch < model.report_.epochs  # it went past its best
     served = model.scores([h for h, _ in pairs])
     model.networks_[0]._served = {}  # recomputed from the weights it holds

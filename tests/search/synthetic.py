@@ -72,9 +72,9 @@ def write_shop(
 def built_shop(folder: Path) -> tuple[Workspace, dict[str, Path]]:
     """The generated shop (see `write_shop`) ingested and built in `folder / "ws"` with fast training
     settings; also its files."""
+    from shopfusion.build.builder import build
     from shopfusion.catalog.ingest import ColumnMapping, ingest_file
     from shopfusion.catalog.store import open_store
-    from shopfusion.pipeline import build
 
     files = write_shop(folder / "data", train_colours=4, types=6, brands=3)
     ws = Workspace.init(folder / "ws")

@@ -22,7 +22,14 @@ def order(fused: dict[int, float]) -> list[int]:
 
 def test_rrf_hand_computed() -> None:
     fused = fuse(LEX, SEM, SearchSettings(fusion="rrf", lexical_weight=1, semantic_weight=1, rrf_k=60))
-    assert np.isclose(fused[0], 1 / 61 + 1 / 62) and np.isclose(fused[2], 1 / 63 + 1 / 61)
+    # (rrf_k + 1) / (rrf_k + rank): the first rank of a list counts 1
+    assert np.isclose(fused[0], 1 + 61 / 62) and np.isclose(fused[2], 61 / 63 + 1)
+    assert order(fused) == [0, 2, 1, 3]
+
+
+def test_rrf_weights_scale_each_lists_share() -> None:
+    fused = fuse(LEX, SEM, SearchSettings(fusion="rrf", lexical_weight=0.8, semantic_weight=0.2, rrf_k=60))
+    assert np.isclose(fused[1], 0.8 * 61 / 62) and np.isclose(fused[3], 0.2 * 61 / 63)
     assert order(fused) == [0, 2, 1, 3]
 
 
@@ -91,3 +98,13 @@ def test_hnsw_with_a_selective_filter_scans_the_filtered_items_exactly() -> None
     assert found.positions.tolist() == exact.semantic_candidates("q", mask).positions.tolist()
     assert np.allclose(found.scores, vectors[found.positions] @ query, atol=1e-5)
     assert hnsw.semantic_candidates("q").positions[0] == 0
+
+
+def test_with_settings_shares_indexes_and_query_vectors() -> None:
+    searcher = HybridSearcher(
+        FixedLexical(), ExactIndex(np.eye(4, dtype=np.float32)), FixedEncoder(np.eye(4)[0]), SearchSettings()
+    )
+    other = searcher.with_settings(SearchSettings(lexical_weight=0.1))
+    assert other.settings.lexical_weight == 0.1 and searcher.settings.lexical_weight == 0.8
+    assert other.lexical is searcher.lexical and other.vectors is searcher.vectors
+    assert other.query_vectors is searcher.query_vectors

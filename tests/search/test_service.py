@@ -9,7 +9,8 @@ import pytest
 
 from shopfusion.catalog.schema import Item
 from shopfusion.catalog.snapshot import CatalogSnapshot
-from shopfusion.search.service import SearchError, SearchService, build_search_artifacts
+from shopfusion.search.indexes import build_search_artifacts
+from shopfusion.search.service import SearchError, SearchService
 from shopfusion.settings import SearchSettings
 from tests.conftest import HashingEncoder
 
@@ -44,9 +45,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> SearchService:
     events = pd.DataFrame({"item_id": ["S3"] * 5 + ["S9"] * 3 + ["S0"]})
     vectors = encoder.encode([i.text() for i in items])
     build_search_artifacts(items, vectors, settings, folder, events)
-    service = SearchService.load(folder, CatalogSnapshot.from_items(items), encoder, settings, folder)
-    service.vectors = vectors  # for personalisation, as Engine does
-    return service
+    catalog = CatalogSnapshot.from_items(items)
+    return SearchService.load(folder, catalog, encoder, settings, folder, vectors=vectors)  # vectors: personalisation
 
 
 def everything(service: SearchService, query: str = "shoe", **kwargs: object) -> list[str]:
@@ -138,7 +138,7 @@ def test_bad_input_gives_clear_errors(service: SearchService, kwargs: dict[str, 
 
 
 def test_query_vectors_are_cached(service: SearchService) -> None:
-    encoder = service.searcher.encoder
+    encoder = service.encoder
     assert isinstance(encoder, HashingEncoder)
     service.search("blue hiking shoe", 3)
     calls = len(encoder.encoded)

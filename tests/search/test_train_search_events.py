@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from shopfusion.catalog.benchmarks import load_qrels, load_queries
 from shopfusion.cli import app
-from shopfusion.evaluate.search_eval import load_qrels, load_queries
 from tests.search.synthetic import built_shop, search_events
 
 runner = CliRunner()

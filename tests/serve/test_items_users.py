@@ -13,7 +13,7 @@ from shopfusion.catalog.store import open_store
 from shopfusion.engine import Engine
 from shopfusion.serve.app import create_app
 from shopfusion.serve.auth import KEYS_FILE, KeyStore, Scope
-from shopfusion.serve.models import LiveEngine
+from shopfusion.serve.runtime import Runtime
 from shopfusion.workspace import Workspace
 
 BASKET = {
@@ -128,14 +128,16 @@ def test_item_writes_need_the_write_scope_and_valid_bodies(client: TestClient, k
 
 
 def test_the_next_build_includes_item_writes(workspace: Path) -> None:
+    from shopfusion.build.builder import build
     from shopfusion.catalog.schema import Item
-    from shopfusion.pipeline import build
 
-    live = LiveEngine(Workspace.open(workspace))
-    assert live.put_item(Item(**BASKET)) is True
-    assert live.delete_item("A3") is True
-    live.reload()  # an engine loaded again (e.g. a rollback) still serves the writes
-    assert live.served.position("N1") is not None and live.served.position("A3") is None
+    runtime = Runtime(Workspace.open(workspace))
+    assert runtime.put_item(Item(**BASKET)) is True
+    assert runtime.delete_item("A3") is True
+    runtime.reload()  # an engine loaded again (e.g. a rollback) still serves the writes
+    assert runtime.served.position("N1") is not None and runtime.served.position("A3") is None
+    restarted = Runtime(Workspace.open(workspace))  # and so does a server started again before the next build
+    assert restarted.served.position("N1") is not None and restarted.served.position("A3") is None
     build(Workspace.open(workspace))
     rebuilt = Engine.open(workspace)
     assert rebuilt.catalog.position("N1") is not None and rebuilt.catalog.position("A3") is None

@@ -12,7 +12,7 @@ import json
 import math
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from shopfusion.catalog.store import EVENT_COLUMNS, Store, UpsertCounts, content
 from shopfusion.workspace import atomic_path
 
 BATCH_ROWS = 5_000
+Row = Mapping[Hashable, Any]  # one record of a frame, keyed by its column labels
 KINDS = tuple(RECORD_TYPES)
 # Common column names that map themselves when no mapping names the field (matched case-insensitively).
 ALIASES = {
@@ -148,7 +149,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def row_to_fields(row: Mapping[str, Any], mapping: ResolvedMapping) -> dict[str, Any]:
+def row_to_fields(row: Row, mapping: ResolvedMapping) -> dict[str, Any]:
     data: dict[str, Any] = {f: _jsonable(row[c]) for f, c in mapping.columns.items() if _present(row[c])}
     for name, value in mapping.constants.items():
         data.setdefault(name, value)
@@ -167,7 +168,7 @@ class Reject:
     raw: str
 
 
-def validation_rejects(row_number: int, error: ValidationError, raw: Mapping[str, Any]) -> list[Reject]:
+def validation_rejects(row_number: int, error: ValidationError, raw: Row) -> list[Reject]:
     raw_text = json.dumps({k: _jsonable(v) for k, v in raw.items() if _present(v)}, default=str)
     rejects = []
     for err in error.errors():

@@ -1,10 +1,15 @@
-"""The store: one interface, SQLite in the workspace by default, any SQLAlchemy URL (PostgreSQL) unchanged."""
+"""The store: one interface, SQLite in the workspace by default, any SQLAlchemy URL (PostgreSQL) unchanged.
+
+Every item and event write, item deletion and user erasure takes the next number of one write sequence, so a
+build can record how far into the store it read (`watermark`) and a server can replay what came after it
+(`changes_since`)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +41,7 @@ items_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
     sa.Column("content_hash", sa.String(40), nullable=False),
+    sa.Column("seq", sa.BigInteger, index=True),  # null: written before the store numbered its writes
 )
 
 users_table = sa.Table(
@@ -60,6 +66,29 @@ events_table = sa.Table(
     sa.Column("query", sa.Text),
     sa.Column("order_id", sa.String(256)),
     sa.Column("content_hash", sa.String(40), nullable=False),
+    sa.Column("seq", sa.BigInteger, index=True),  # null: written before the store numbered its writes
+)
+
+item_deletions_table = sa.Table(
+    "item_deletions",
+    metadata,
+    sa.Column("item_id", sa.String(256), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+)
+
+erasures_table = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("user_id", sa.String(256), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+    sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+sequence_table = sa.Table(  # one row: the last write sequence number handed out
+    "write_sequence",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
 )
 
 TABLES: dict[str, tuple[sa.Table, str]] = {
@@ -67,6 +96,10 @@ TABLES: dict[str, tuple[sa.Table, str]] = {
     "users": (users_table, "user_id"),
     "events": (events_table, "event_id"),
 }
+
+# How far into the store a model version read its items and its events, as its manifest records them.
+ITEMS_WATERMARK = "items_watermark"
+EVENTS_WATERMARK = "events_watermark"
 
 EVENT_COLUMNS = [
     "user_id",
@@ -110,6 +143,16 @@ class UpsertCounts:
         return self
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What the store holds that a build which read it up to its watermarks did not see."""
+
+    events: list[Event]  # stored after the events watermark, in the order they were stored
+    erased_users: list[str]  # erased after the events watermark
+    items: list[Item]  # created or changed after the items watermark
+    deleted_items: list[str]  # deleted after the items watermark and not written again since
+
+
 class StoreWriter(Protocol):
     def upsert(self, kind: str, keyed: Sequence[tuple[str, Record]]) -> UpsertCounts: ...
 
@@ -129,7 +172,11 @@ class Store(Protocol):
 
     def get_items(self, item_ids: Sequence[str]) -> dict[str, Item]: ...
 
-    def events_frame(self, types: Sequence[EventType] | None = None) -> pd.DataFrame: ...
+    def watermark(self) -> int: ...
+
+    def events_frame(self, types: Sequence[EventType] | None = None, *, upto: int | None = None) -> pd.DataFrame: ...
+
+    def changes_since(self, *, events: int, items: int) -> Changes: ...
 
     def get_user(self, user_id: str) -> User | None: ...
 
@@ -141,11 +188,19 @@ class Store(Protocol):
 
 
 _IN_CHUNK = 500
+_NUMBERED = ("items", "events")  # the kinds whose writes take sequence numbers
 
 
 class _SqlWriter:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def _take_sequence(self, n: int) -> int:
+        """The first of `n` new sequence numbers. The counter row stays locked (written) until the commit, so
+        writes commit in the order of their numbers and a reader never sees a number before a smaller one."""
+        row = sequence_table.c.id == 1
+        self.conn.execute(sequence_table.update().where(row).values(value=sequence_table.c.value + n))
+        return int(self.conn.execute(sa.select(sequence_table.c.value).where(row)).scalar_one()) - n + 1
 
     def upsert(self, kind: str, keyed: Sequence[tuple[str, Record]]) -> UpsertCounts:
         """Insert new keys, update changed ones, skip identical ones: re-ingesting the same data is a no-op."""
@@ -168,6 +223,10 @@ class _SqlWriter:
                 updates.append({**row, "_key": key})
             else:
                 counts.unchanged += 1
+        if kind in _NUMBERED and (inserts or updates):
+            first = self._take_sequence(len(inserts) + len(updates))
+            for seq, row in enumerate([*inserts, *updates], start=first):
+                row["seq"] = seq
         if inserts:
             self.conn.execute(table.insert(), inserts)
         if updates:
@@ -177,13 +236,23 @@ class _SqlWriter:
         return counts
 
     def delete_user(self, user_id: str) -> int:
+        """Remove the user's events and profile, and record the erasure: a server replays it onto any model
+        built before it (a rollback, a restart), which then no longer serves from what it learned of them."""
         removed = self.conn.execute(events_table.delete().where(events_table.c.user_id == user_id)).rowcount
         self.conn.execute(users_table.delete().where(users_table.c.user_id == user_id))
+        seq = self._take_sequence(1)
+        self.conn.execute(erasures_table.delete().where(erasures_table.c.user_id == user_id))
+        self.conn.execute(erasures_table.insert().values(user_id=user_id, seq=seq, erased_at=datetime.now(UTC)))
         return int(removed or 0)
 
     def delete_item(self, item_id: str) -> bool:
         """The item leaves the catalogue; its events stay (history) and the next build ignores them."""
-        return bool(self.conn.execute(items_table.delete().where(items_table.c.item_id == item_id)).rowcount)
+        if not self.conn.execute(items_table.delete().where(items_table.c.item_id == item_id)).rowcount:
+            return False
+        seq = self._take_sequence(1)
+        self.conn.execute(item_deletions_table.delete().where(item_deletions_table.c.item_id == item_id))
+        self.conn.execute(item_deletions_table.insert().values(item_id=item_id, seq=seq))
+        return True
 
 
 class SqlStore:
@@ -195,6 +264,7 @@ class SqlStore:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        _number_writes(self.engine)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StoreWriter]:
@@ -215,14 +285,45 @@ class SqlStore:
                 found.update({r["item_id"]: _item_from_row(r) for r in conn.execute(query).mappings()})
         return found
 
-    def events_frame(self, types: Sequence[EventType] | None = None) -> pd.DataFrame:
+    def watermark(self) -> int:
+        """The last write sequence number handed out. A build reads it before anything else and events only
+        up to it (`events_frame(upto=...)`): what is numbered after it is exactly what the build did not see."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sequence_table.c.value)).scalar_one())
+
+    def events_frame(self, types: Sequence[EventType] | None = None, *, upto: int | None = None) -> pd.DataFrame:
+        """All events (`upto`: only those numbered up to that watermark), oldest first."""
         query = sa.select(*[events_table.c[c] for c in EVENT_COLUMNS]).order_by(events_table.c.timestamp)
         if types:
             query = query.where(events_table.c.type.in_([t.value for t in types]))
+        if upto is not None:
+            query = query.where(sa.or_(events_table.c.seq.is_(None), events_table.c.seq <= upto))
         with self.engine.connect() as conn:
             frame = pd.DataFrame(conn.execute(query).all(), columns=EVENT_COLUMNS)
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
         return frame
+
+    def changes_since(self, *, events: int, items: int) -> Changes:
+        """What came after a build that read events up to the `events` watermark and items up to `items`."""
+        new_events = sa.select(*[events_table.c[c] for c in EVENT_COLUMNS]).where(events_table.c.seq > events)
+        erasures = sa.select(erasures_table.c.user_id).where(erasures_table.c.seq > events)
+        written = sa.select(items_table).where(items_table.c.seq > items).order_by(items_table.c.seq)
+        deleted = (
+            sa.select(item_deletions_table.c.item_id)
+            .where(item_deletions_table.c.seq > items)
+            .where(~item_deletions_table.c.item_id.in_(sa.select(items_table.c.item_id)))
+        )
+        with self.engine.connect() as conn:
+            stored = conn.execute(new_events.order_by(events_table.c.seq)).mappings().all()
+            erased = conn.execute(erasures.order_by(erasures_table.c.seq)).scalars().all()
+            changed = conn.execute(written).mappings().all()
+            gone = conn.execute(deleted.order_by(item_deletions_table.c.seq)).scalars().all()
+        return Changes(
+            [Event.model_validate(_utc(dict(r))) for r in stored],
+            list(erased),
+            [_item_from_row(r) for r in changed],
+            list(gone),
+        )
 
     def get_user(self, user_id: str) -> User | None:
         with self.engine.connect() as conn:
@@ -242,6 +343,7 @@ class SqlStore:
             }
 
     def close(self) -> None:
+        """Close the pooled connections; the store opens new ones if it is used again."""
         self.engine.dispose()
 
 
@@ -253,13 +355,44 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _number_writes(engine: Engine) -> None:
+    """Give a store created before writes were numbered its `seq` columns (rows already there stay null: older
+    than every watermark), and start the sequence."""
+    inspector = sa.inspect(engine)
+    with engine.begin() as conn:
+        for table in (items_table, events_table):
+            if "seq" not in {c["name"] for c in inspector.get_columns(table.name)}:
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN seq BIGINT"))
+                for index in table.indexes:
+                    if "seq" in index.columns:
+                        index.create(conn)
+    with contextlib.suppress(sa.exc.IntegrityError), engine.begin() as conn:  # another process started it
+        if conn.execute(sa.select(sequence_table.c.value)).first() is None:
+            conn.execute(sequence_table.insert().values(id=1, value=0))
+
+
+def _utc(row: dict[str, Any]) -> dict[str, Any]:
+    """SQLite gives back naive datetimes: they were stored in UTC."""
+    for name, value in row.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            row[name] = value.replace(tzinfo=UTC)
+    return row
+
+
 def _item_from_row(row: Any) -> Item:
-    data = {k: v for k, v in dict(row).items() if k not in ("category_path", "content_hash")}
-    for field in ("created_at", "updated_at"):
-        if isinstance(data[field], datetime) and data[field].tzinfo is None:
-            data[field] = data[field].replace(tzinfo=UTC)
-    return Item(**data)
+    data = {k: v for k, v in dict(row).items() if k not in ("category_path", "content_hash", "seq")}
+    return Item(**_utc(data))
+
+
+_stores: dict[str, SqlStore] = {}
+_stores_lock = threading.Lock()
 
 
 def open_store(url: str) -> Store:
-    return SqlStore(url)
+    """The process's one store for `url`: its database engine (and connection pool) is created, and its
+    tables checked, once, then shared by every caller and thread."""
+    with _stores_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = SqlStore(url)
+        return store

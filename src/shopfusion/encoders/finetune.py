@@ -59,7 +59,7 @@ class Triple:
 
 
 @dataclass
-class TrainReport:
+class FineTuneReport:
     """What a training run did: validation score before training and after each epoch, the epoch kept."""
 
     validation: list[float] = field(default_factory=list)
@@ -105,7 +105,7 @@ def train_with_early_stopping(
     max_seconds: float,
     precision: Precision = "auto",
     param_groups: Sequence[dict[str, Any]] | None = None,
-) -> TrainReport:
+) -> FineTuneReport:
     """AdamW with linear warm-up and decay; validates before training and after every epoch, stops at the first
     epoch that does not improve (or when out of time) and leaves the model at its best validated state.
     `param_groups`: parameters with their own learning rates (e.g. a new head), instead of one rate for all."""
@@ -115,7 +115,7 @@ def train_with_early_stopping(
         with autocast(precision):  # as the model will be used
             return validate()
 
-    report = TrainReport(validation=[validated()])
+    report = FineTuneReport(validation=[validated()])
     first = epoch_batches()
     if not first or epochs == 0:
         return report
@@ -175,7 +175,7 @@ class BiEncoderTrainer:
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.max_seconds, self.seed, self.precision = max_seconds, seed, precision
 
-    def fit(self, triples: Sequence[Triple], validate: Callable[[SentenceTransformer], float]) -> TrainReport:
+    def fit(self, triples: Sequence[Triple], validate: Callable[[SentenceTransformer], float]) -> FineTuneReport:
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
         rng = random.Random(self.seed)

@@ -23,6 +23,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from shopfusion.catalog.benchmarks import load_interactions, load_items_frame
 from shopfusion.catalog.snapshot import CatalogSnapshot
 from shopfusion.encoders.base import TextEncoder
 from shopfusion.metrics import ndcg_at_k, recall_at_k
@@ -37,65 +38,14 @@ LEARNED = "learned"  # the learned ranker over every source's candidates
 BATCH = 1024  # test users ranked together
 
 
-class EvalInputError(ValueError):
-    pass
-
-
-def load_items(path: Path) -> pd.DataFrame:
-    """A catalogue frame in the snapshot's columns; brand/category/available are used when present."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if not {"item_id", "title"} <= set(frame.columns):
-        raise EvalInputError(f"{path}: needs item_id and title columns, has {list(frame.columns)}")
-    frame = frame[frame["item_id"].str.strip() != ""].drop_duplicates("item_id")
-
-    def column(name: str) -> pd.Series:
-        return frame[name] if name in frame.columns else pd.Series("", index=frame.index)
-
-    price = pd.to_numeric(column("price"), errors="coerce")
-    available = ~column("available").str.lower().isin({"false", "0", "no"})
-    return pd.DataFrame(
-        {
-            "item_id": frame["item_id"].str.strip(),
-            "title": frame["title"].str.strip(),
-            "brand": column("brand").replace("", None),
-            "category_path": column("category"),
-            "price": price,
-            "currency": None,
-            "image": None,
-            "available": available,
-            "attributes": "{}",
-            "created_at": None,
-        }
-    ).reset_index(drop=True)
-
-
-def load_interactions(path: Path) -> pd.DataFrame:
-    """user_id, item_id, type, timestamp (UTC), order_id; an integer timestamp counts as days since 0."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"user_id", "item_id", "timestamp"} - set(frame.columns)
-    if missing:
-        raise EvalInputError(f"{path}: missing columns {sorted(missing)}")
-    numeric = pd.to_numeric(frame["timestamp"], errors="coerce")
-    if numeric.notna().all():
-        timestamp = pd.to_datetime(numeric, unit="D", utc=True)
-    else:
-        timestamp = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="mixed")
-    if timestamp.isna().any():
-        raise EvalInputError(f"{path}: {int(timestamp.isna().sum())} timestamps are neither ISO nor integers")
-    event = frame["event"] if "event" in frame.columns else pd.Series("purchase", index=frame.index)
-    return pd.DataFrame(
-        {
-            "user_id": frame["user_id"].str.strip(),
-            "item_id": frame["item_id"].str.strip(),
-            "type": event.where(event.isin(list(EVENT_WEIGHTS)), "purchase"),
-            "timestamp": timestamp,
-            "order_id": frame["order_id"].replace("", None) if "order_id" in frame.columns else None,
-        }
-    )
+def _interactions(path: Path) -> pd.DataFrame:
+    """A benchmark's interactions; an event the recommenders do not weigh counts as a purchase."""
+    frame = load_interactions(path)
+    return frame.assign(type=frame["type"].where(frame["type"].isin(list(EVENT_WEIGHTS)), "purchase"))
 
 
 def _default_encoder(workspace: Path) -> TextEncoder:
-    from shopfusion.pipeline import make_encoder
+    from shopfusion.build.artifacts import make_encoder
 
     ws = Workspace.init(workspace)
     return make_encoder(ws, ws.settings)
@@ -150,8 +100,8 @@ def run_recommend_eval(
     """Fit on TRAIN, rank for every test user known in TRAIN with each method, print and write the report."""
     console = console or Console()
     started = time.perf_counter()
-    catalog = CatalogSnapshot(load_items(items))
-    train_events, test_events = load_interactions(train), load_interactions(test)
+    catalog = CatalogSnapshot(load_items_frame(items))
+    train_events, test_events = _interactions(train), _interactions(test)
     with tempfile.TemporaryDirectory(prefix="shopfusion-receval-") as tmp:
         root = workspace or Path(tmp)
         encoder = encoder or _default_encoder(root)
@@ -226,8 +176,8 @@ def _print(
     console.print(table)
     weights = ", ".join(f"{n}={w:g}" for n, w in service.weights.items() if w > 0)
     console.print(f"{FUSED} = {service.fusion.method} fusion of {weights} (chosen on a validation split of TRAIN)")
-    if service.ranker is not None and service.ranker.report_ is not None:
-        r = service.ranker.report_
+    if service.ranker is not None:
+        r = service.ranker.report
         console.print(
             f"{LEARNED} = LightGBM ranker, {r.trees} trees on {r.rows} candidates of {r.users} validation users; "
             f"early-stopping share: AUC {r.auc:.4f}, logloss {r.logloss:.4f}, nDCG@{k} {r.ndcg:.4f}"

@@ -6,7 +6,6 @@ nDCG@k with linear gain, Recall@100, MRR@k; queries without a positive grade are
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import tempfile
@@ -16,74 +15,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from shopfusion.catalog.ingest import ColumnMapping, read_frames, resolve_mapping, row_to_fields
+from shopfusion.build.artifacts import make_encoder, trained_search_dir
+from shopfusion.catalog.benchmarks import Qrels, load_products, load_qrels, load_queries
 from shopfusion.catalog.schema import Item
 from shopfusion.encoders import resolve_model
 from shopfusion.encoders.base import TextEncoder
 from shopfusion.index.lexical import Bm25Index, weighted_tokens
 from shopfusion.index.vector import ExactIndex
 from shopfusion.metrics import mrr_at_k, ndcg_at_k, recall_at_k
-from shopfusion.pipeline import make_encoder
 from shopfusion.rank.candidates import Candidates
 from shopfusion.search.hybrid import HybridSearcher, fuse
-from shopfusion.search.learned import LearnedSearch, SearchTrainer, TrainingReport
+from shopfusion.search.learned import LearnedSearch
+from shopfusion.search.training import SearchTrainer, TrainingReport
 from shopfusion.settings import SearchSettings, Settings
 from shopfusion.workspace import Workspace
 
 RECALL_DEPTH = 100
-Qrels = dict[str, dict[str, float]]
-
-
-class EvalInputError(ValueError):
-    pass
-
-
-def load_products(path: Path) -> tuple[list[Item], int]:
-    """Items from a products file (extra columns become attributes; a repeated item_id keeps its last row);
-    also the number of rows skipped as invalid."""
-    items: dict[str, Item] = {}
-    skipped = 0
-    mapping = None
-    for frame in read_frames(path):
-        mapping = mapping or resolve_mapping("items", ColumnMapping(), list(frame.columns))
-        if "item_id" not in mapping.columns or "title" not in mapping.columns:
-            raise EvalInputError(f"{path}: needs item_id and title columns, has {list(frame.columns)}")
-        for row in frame.to_dict("records"):
-            try:
-                item = Item(**row_to_fields(row, mapping))
-                items[item.item_id] = item
-            except ValidationError:
-                skipped += 1
-    return list(items.values()), skipped
-
-
-def _tsv_rows(path: Path, columns: int) -> list[list[str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r and any(c.strip() for c in r)]
-    if rows and len(rows[0]) >= columns and rows[0][0].strip().lower() == "query_id":
-        rows = rows[1:]
-    bad = [i for i, r in enumerate(rows, 1) if len(r) < columns]
-    if bad:
-        raise EvalInputError(f"{path}: row {bad[0]} has fewer than {columns} tab-separated columns")
-    return rows
-
-
-def load_queries(path: Path) -> dict[str, str]:
-    return {r[0].strip(): r[1].strip() for r in _tsv_rows(path, 2)}
-
-
-def load_qrels(path: Path) -> Qrels:
-    qrels: Qrels = {}
-    for r in _tsv_rows(path, 3):
-        try:
-            qrels.setdefault(r[0].strip(), {})[r[1].strip()] = float(r[2])
-        except ValueError as exc:
-            raise EvalInputError(f"{path}: grade {r[2]!r} is not a number") from exc
-    return qrels
 
 
 @dataclass
@@ -155,13 +105,6 @@ def build_searcher(items: list[Item], encoder: TextEncoder, settings: SearchSett
     return HybridSearcher(lexical, vectors, encoder, settings)
 
 
-def build_searcher_from(searcher: HybridSearcher, settings: SearchSettings) -> HybridSearcher:
-    """The same indexes and query vectors with other (learned) fusion settings."""
-    other = searcher.with_indexes(searcher.lexical, searcher.vectors)
-    other.settings = settings
-    return other
-
-
 def score_learned_stages(
     learned: LearnedSearch,
     texts: Mapping[str, str],
@@ -176,18 +119,17 @@ def score_learned_stages(
     stages = {name: Scores() for name in ("dense-finetuned", "+cross-encoder", "+ltr")}
     signals, depth = learned.signals, learned.rerank_depth
     for qid, query in texts.items():
-        learned.memo = {}
+        memoised = learned.with_cross_memo()
         tuned = signals.tuned_candidates(query)
         if tuned is not None:
             stages["dense-finetuned"].add([ids[p] for p in tuned.positions[:RECALL_DEPTH].tolist()], judged[qid], k)
         ranked = blend(*retrieved[qid])
         if learned.cross is not None:
             head = ranked[:depth]
-            cross = learned.cross_scores(query, head)
+            cross = memoised.cross_scores(query, head)
             ranked = [head[i] for i in np.argsort(-cross, kind="stable")] + ranked[depth:]
             stages["+cross-encoder"].add([ids[p] for p in ranked], judged[qid], k)
-        stages["+ltr"].add([ids[h.position] for h in learned.rank(query, RECALL_DEPTH)], judged[qid], k)
-    learned.memo = None
+        stages["+ltr"].add([ids[h.position] for h in memoised.rank(query, RECALL_DEPTH)], judged[qid], k)
     return {name: s for name, s in stages.items() if s.queries}
 
 
@@ -229,7 +171,7 @@ def run_search_eval(
             train_ids = {q: t for q, t in train_texts.items() if any(g > 0 for g in train_judged.get(q, {}).values())}
             default_settings = learn_blend_weights(retrieve(train_ids), train_judged, ids, served, k)
             learned_from = f"{len(train_ids)} train queries"
-            searcher = build_searcher_from(searcher, default_settings)
+            searcher = searcher.with_settings(default_settings)
             trainer = SearchTrainer(
                 searcher,
                 ids,
@@ -240,7 +182,7 @@ def run_search_eval(
                 make_tuned_encoder=lambda folder: make_encoder(ws, settings, str(folder)),
                 log=console.print,
             )
-            out = ws.root / "trained" / "search"
+            out = trained_search_dir(ws)
             shutil.rmtree(out, ignore_errors=True)  # nothing of an earlier run may be loaded with this one's models
             learned, training = trainer.train(train_ids, train_judged, out)
         equal = served.model_copy(update={"lexical_weight": 1.0, "semantic_weight": 1.0})

@@ -19,7 +19,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
-from shopfusion.encoders.finetune import Precision, TrainReport, train_with_early_stopping, uses_bfloat16
+from shopfusion.encoders.finetune import FineTuneReport, Precision, train_with_early_stopping, uses_bfloat16
 from shopfusion.workspace import atomic_path
 
 
@@ -112,7 +112,7 @@ class CrossEncoder:
         head_lr: float = 1e-3,
         max_seconds: float = 1500.0,
         seed: int = 13,
-    ) -> TrainReport:
+    ) -> FineTuneReport:
         """Binary cross-entropy against the soft targets; keeps the best validated epoch. The new head learns at
         `head_lr`, faster than the pretrained layers at `lr`: with few steps it would otherwise stay near random."""
         torch.manual_seed(seed)

@@ -36,7 +36,7 @@ class Rules:
         self.pins = sorted(
             (position, int(pos))
             for item, position in settings.pin.items()
-            if (pos := int(index.get_indexer([item])[0])) >= 0 and self.available[pos]
+            if (pos := int(index.get_indexer(pd.Index([item]))[0])) >= 0 and self.available[pos]
         )
         self.category = pd.factorize(categories)[0]
         self.brand = pd.factorize(frame["brand"].fillna("").astype(str))[0]

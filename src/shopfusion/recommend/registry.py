@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shopfusion.recommend.interactions import Interactions
-from shopfusion.recommend.sequential import SequentialConfig, SequentialSource
+from shopfusion.recommend.sequential import SequentialSource
 from shopfusion.recommend.sources import (
     EASE,
     CandidateSource,
@@ -61,19 +61,7 @@ def make_source(
         case "content":
             return ContentSimilarity(s.knn_neighbours, s.threads).from_vectors(vectors)
         case "sequential":
-            config = SequentialConfig(
-                dim=s.sequential.dim,
-                max_len=s.sequential.max_len,
-                lr=s.sequential.learning_rate,
-                max_epochs=s.sequential.max_epochs,
-                patience=s.sequential.patience,
-                max_seconds=s.sequential.max_seconds,
-                threads=s.sequential.threads,
-                models=s.sequential.models,
-                temperature=s.sequential.temperature,
-                term_weight=s.sequential.term_weight,
-            )
-            return SequentialSource(vectors, config, sequential_epochs, terms)
+            return SequentialSource(vectors, s.sequential, sequential_epochs, terms)
     raise ValueError(f"unknown recommendation source {name!r}; known: {', '.join(KNOWN_SOURCES)}")
 
 

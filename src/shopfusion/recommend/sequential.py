@@ -19,36 +19,16 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from shopfusion.metrics import ndcg_of_hits
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.sources import History
+from shopfusion.settings import SequentialSettings
 
 SCORE_BATCH = 512  # sequences per forward pass when scoring many at once
 
 
 @dataclass
-class SequentialConfig:
-    dim: int = 64
-    layers: int = 2
-    heads: int = 2
-    max_len: int = 20
-    dropout: float = 0.3
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 128
-    max_epochs: int = 60
-    patience: int = 6
-    text_weight: float = 1.0  # 0 disables the text path (plain SASRec)
-    term_weight: float = 1.0  # 0 disables the learned term embeddings (when item terms are given)
-    seed: int = 0
-    max_seconds: float = 600.0  # per training run (the validation run and the final one)
-    threads: int = 1  # torch threads while training and scoring (more spin-wait badly on shared cores)
-    validate: bool = True  # hold out each sequence's last item to choose the number of epochs
-    temperature: float = 0.1  # > 0: cosine similarity / temperature instead of the dot product
-    models: int = 1  # networks averaged (seeds seed, seed + 1, ...): one network's ranking is noisy
-
-
-@dataclass
-class TrainReport:
+class SequentialReport:
     epochs: int
     best_epoch: int
     validation_ndcg: list[float] = field(default_factory=list)
@@ -67,9 +47,10 @@ class ItemInputs:
 
 
 class _Network(nn.Module):
-    def __init__(self, items: ItemInputs, cfg: SequentialConfig) -> None:
+    def __init__(self, items: ItemInputs, cfg: SequentialSettings) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.dim, self.temperature = cfg.dim, cfg.temperature
+        self.text_weight, self.term_weight = cfg.text_weight, cfg.term_weight
         self._served: dict[str, torch.Tensor] = {}
         self.item_ids = nn.Embedding(len(items) + 1, cfg.dim, padding_idx=0)  # 0 pads, item i is i + 1
         nn.init.normal_(self.item_ids.weight, std=0.02)
@@ -112,22 +93,22 @@ class _Network(nn.Module):
         return self._once_served("items", self._item_inputs)
 
     def _item_inputs(self) -> torch.Tensor:
-        table = self.item_ids.weight + self.cfg.text_weight * self.text_proj(self.text)
+        table = self.item_ids.weight + self.text_weight * self.text_proj(self.text)
         if self.terms is not None:
             bags = self.terms(self.term_index, self.term_offsets, per_sample_weights=self.term_weights)
-            table = table + self.cfg.term_weight * bags
+            table = table + self.term_weight * bags
         return table
 
     def _output_table(self) -> torch.Tensor:
         table = self.item_table()[1:]
-        if self.cfg.temperature > 0:
-            table = nn.functional.normalize(table, dim=-1) / self.cfg.temperature
+        if self.temperature > 0:
+            table = nn.functional.normalize(table, dim=-1) / self.temperature
         return table
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
         """seqs: (batch, max_len) of item index + 1, left-padded with 0 → hidden states (batch, max_len, dim)."""
         table = self.item_table()
-        x = table[seqs] * math.sqrt(self.cfg.dim) + self.positions.weight[None, : seqs.shape[1]]
+        x = table[seqs] * math.sqrt(self.dim) + self.positions.weight[None, : seqs.shape[1]]
         x = self.dropout(x) * (seqs > 0).unsqueeze(-1)
         causal = torch.triu(torch.ones(seqs.shape[1], seqs.shape[1], dtype=torch.bool), diagonal=1)
         # no key-padding mask: fully padded rows would turn into NaN; padded inputs are zeros instead
@@ -136,7 +117,7 @@ class _Network(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Cosine over a temperature by default: with a plain dot product, popular items' long vectors win."""
-        if self.cfg.temperature > 0:
+        if self.temperature > 0:
             hidden = nn.functional.normalize(hidden, dim=-1)
         return hidden @ self._once_served("outputs", self._output_table).T
 
@@ -162,10 +143,14 @@ def _pad_left(seq: Sequence[int], length: int) -> list[int]:
 class SequentialRecommender:
     """fit(sequences, text vectors) / scores(sequence): item indices are positions in the catalogue."""
 
-    def __init__(self, config: SequentialConfig | None = None) -> None:
-        self.config = config or SequentialConfig()
+    def __init__(self, settings: SequentialSettings) -> None:
+        self.params = settings.model_dump()  # plain values: what a saved model keeps of its settings
         self.networks_: list[_Network] = []
-        self.report_: TrainReport | None = None
+        self.report_: SequentialReport | None = None
+
+    @property
+    def settings(self) -> SequentialSettings:
+        return SequentialSettings.model_validate(self.params)
 
     def fit(
         self,
@@ -175,6 +160,7 @@ class SequentialRecommender:
         validation: Sequence[tuple[Sequence[int], int]] = (),
         epochs: int | None = None,
         item_terms: sp.csr_matrix | None = None,
+        validate: bool = True,
     ) -> SequentialRecommender:
         """`sequences`: each person's items in time order; `item_text`: one text vector per item;
         `item_terms`: one row of term weights per item (learned term embeddings join the inputs).
@@ -182,23 +168,25 @@ class SequentialRecommender:
         With `epochs`, train exactly that many. With `validation` pairs (history, next item), stop early on
         their nDCG@10 and keep the best epoch's weights. Otherwise each sequence's last item is first held
         out to choose the number of epochs, and the model is trained again on the full sequences for that
-        many epochs, so the most recent interactions are learned from too."""
+        many epochs, so the most recent interactions are learned from too; without `validate`, it trains
+        for `max_epochs` on the full sequences."""
         started = time.perf_counter()
+        max_epochs = self.settings.max_epochs
         items = ItemInputs(item_text, item_terms)
         own = [(s[:-1], s[-1]) for s in sequences if len(s) >= 3]
         if epochs is not None:
             self._train(sequences, items, (), epochs)
         elif validation:
-            self._train(sequences, items, validation, self.config.max_epochs)
-        elif own and self.config.validate:
+            self._train(sequences, items, validation, max_epochs)
+        elif own and validate:
             truncated = [s[:-1] if len(s) >= 3 else s for s in sequences]
-            self._train(truncated, items, own, self.config.max_epochs)
+            self._train(truncated, items, own, max_epochs)
             assert self.report_ is not None
             chosen, history = self.report_.best_epoch, self.report_.validation_ndcg
             self._train(sequences, items, (), chosen)
             self.report_.validation_ndcg, self.report_.best_epoch = history, chosen
         else:
-            self._train(sequences, items, (), self.config.max_epochs)
+            self._train(sequences, items, (), max_epochs)
         assert self.report_ is not None
         self.report_.seconds = round(time.perf_counter() - started, 1)
         return self
@@ -211,7 +199,7 @@ class SequentialRecommender:
         max_epochs: int,
     ) -> None:
         """The first network stops early on `validation`; the others train for as many epochs as it chose."""
-        cfg = self.config
+        cfg = self.settings
         with _torch_threads(cfg.threads):
             first, report = self._epochs(sequences, items, validation, max_epochs, cfg.seed)
             others = [
@@ -226,12 +214,12 @@ class SequentialRecommender:
         validation: Sequence[tuple[Sequence[int], int]],
         max_epochs: int,
         seed: int,
-    ) -> tuple[_Network, TrainReport]:
-        cfg = self.config
+    ) -> tuple[_Network, SequentialReport]:
+        cfg = self.settings
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         network = _Network(items, cfg)
-        optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.AdamW(network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         # every position predicts the next item: inputs are seq[:-1], targets seq[1:]
         usable = [s for s in sequences if len(s) >= 2]
         inputs = torch.tensor([_pad_left(s[:-1], cfg.max_len) for s in usable], dtype=torch.long)
@@ -239,7 +227,7 @@ class SequentialRecommender:
         if not usable:  # no history of two items yet (a new shop): the untrained network, text inputs only
             max_epochs = 0
         loss_fn = nn.CrossEntropyLoss()
-        report = TrainReport(epochs=0, best_epoch=0)
+        report = SequentialReport(epochs=0, best_epoch=0)
         best_state, best, waited, started = copy.deepcopy(network.state_dict()), -1.0, 0, time.perf_counter()
         for epoch in range(1, max_epochs + 1):
             network.train()
@@ -276,9 +264,10 @@ class SequentialRecommender:
         of several networks' mean probabilities."""
         if not self.networks_:
             raise RuntimeError("fit the model first")
-        seqs = torch.tensor([_pad_left(s, self.config.max_len) for s in sequences], dtype=torch.long)
-        seqs = seqs.reshape(len(sequences), self.config.max_len)
-        with _torch_threads(self.config.threads):
+        max_len, threads = self.params["max_len"], self.params["threads"]
+        seqs = torch.tensor([_pad_left(s, max_len) for s in sequences], dtype=torch.long)
+        seqs = seqs.reshape(len(sequences), max_len)
+        with _torch_threads(threads):
             for network in self.networks_:
                 network.eval()
             if len(self.networks_) == 1:
@@ -287,17 +276,17 @@ class SequentialRecommender:
             return torch.log(probabilities.clamp_min(1e-30)).numpy()
 
     def evaluate(self, pairs: Sequence[tuple[Sequence[int], int]], k: int = 10, exclude_seen: bool = True) -> float:
-        """Mean nDCG@k of the held-out next item (one relevant item: 1 / log2(rank + 1))."""
-        total = 0.0
+        """Mean nDCG@k of the held-out next item (one relevant item each)."""
+        ranks = []
         for start in range(0, len(pairs), SCORE_BATCH):
             chunk = pairs[start : start + SCORE_BATCH]
             scores = self.scores([h for h, _ in chunk])
             for row, (history, target) in zip(scores, chunk, strict=True):
                 if exclude_seen:
                     row[[i for i in history if i != target]] = -np.inf
-                rank = int((row > row[target]).sum())
-                total += 1.0 / math.log2(rank + 2) if rank < k else 0.0
-        return total / max(1, len(pairs))
+                ranks.append(int((row > row[target]).sum()))
+        hits = (np.asarray(ranks, dtype=np.int64)[:, None] == np.arange(k)).astype(np.float64)
+        return sum(ndcg_of_hits(hits, np.ones(len(ranks), dtype=np.int64), k).tolist()) / max(1, len(pairs))
 
 
 class SequentialSource:
@@ -309,13 +298,13 @@ class SequentialSource:
     def __init__(
         self,
         vectors: np.ndarray,
-        config: SequentialConfig | None = None,
+        settings: SequentialSettings,
         epochs: int | None = None,
         terms: sp.csr_matrix | None = None,
     ) -> None:
         self.vectors = vectors
         self.terms = terms
-        self.model = SequentialRecommender(config)
+        self.model = SequentialRecommender(settings)
         self.epochs = epochs  # known from an earlier validated fit: train exactly this many
         self.sequences_: list[np.ndarray] = []
 

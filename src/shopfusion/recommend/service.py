@@ -13,7 +13,7 @@ import itertools
 import math
 import pickle
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Self
 
@@ -27,7 +27,9 @@ from shopfusion.index.terms import term_vectors
 from shopfusion.rank.fusion import Fused, FusionMethod, fuse
 from shopfusion.rank.rules import Rules
 from shopfusion.recommend.interactions import EVENT_WEIGHTS, Interactions
-from shopfusion.recommend.ranker import FeatureBuilder, LearnedRanker, train_ranker
+from shopfusion.recommend.ranker import LearnedRanker
+from shopfusion.recommend.ranker_features import FeatureBuilder
+from shopfusion.recommend.ranker_training import train_ranker
 from shopfusion.recommend.registry import fit_sources, sequential_epochs
 from shopfusion.recommend.sequential import SequentialSource
 from shopfusion.recommend.sources import CandidateSource, History, Popularity, candidates, candidates_many
@@ -37,11 +39,20 @@ from shopfusion.settings import RecommendSettings
 from shopfusion.workspace import WorkspaceError
 
 MODEL_FILE = "recommend.pkl"
-MODEL_VERSION = 10  # bumped whenever the pickled sources change shape: older models must be rebuilt
+MODEL_VERSION = 11  # bumped whenever the pickled sources change shape: older models must be rebuilt
 
 
 class StaleModelError(WorkspaceError):
     pass
+
+
+@dataclass(frozen=True)
+class LiveHistory:
+    """What a server knows of a user that the served build did not: their events since it read the store
+    (item id, event type; oldest first), and whether they were erased since (its history of them is void)."""
+
+    events: tuple[tuple[str, str], ...] = ()
+    erased: bool = False
 
 
 Surface = Literal["user", "session", "item", "complements"]
@@ -83,8 +94,6 @@ class RecommendService:
         self.rules = Rules(catalog.frame, vectors, settings)
         self._categories = catalog.frame["category_path"].fillna("").astype(str)
         self._fallback = next((s for s in ("trending", "popularity") if s in self.sources), None)
-        self._live: dict[str, list[tuple[int, float]]] = {}  # events since the build, per user
-        self._erased: set[str] = set()
 
     @classmethod
     def fit(
@@ -99,7 +108,7 @@ class RecommendService:
         """Fit every source on all events. Unless weights are configured, hold out part of these events the
         way the user surface is used (each user's last item when purchased items are excluded, the most
         recent stretch of time otherwise), fit the sources on the rest, and learn from what was held out:
-        fusion weights, and (fusion 'learned') the ranker, which also learns from `ranker_steps` - 1 earlier
+        fusion weights, and (fusion 'learned') the ranker, which also learns from `ranker.steps` - 1 earlier
         such steps; the sequential model's number of epochs is chosen on the latest step."""
         item_ids = catalog.frame["item_id"].to_numpy(dtype=object)
         interactions = Interactions.from_events(events, item_ids)
@@ -149,7 +158,7 @@ class RecommendService:
         """What was learned at fit: the ranking method, the fusion weights and their validation nDCG, and the
         learned ranker's and the sequential model's training reports."""
         sequential = self.sources.get("sequential")
-        ranker = self.ranker.report_ if self.ranker is not None else None
+        ranker = self.ranker.report if self.ranker is not None else None
         trained = sequential.model.report_ if isinstance(sequential, SequentialSource) else None
         return {
             "method": self.method,
@@ -339,39 +348,33 @@ class RecommendService:
 
     # ---- real time -----------------------------------------------------------------------------------------
 
-    def record(self, user_id: str, item_id: str, event_type: str) -> bool:
-        """Take an event into account from the very next request, without a retrain: the user's history
-        grows (and is folded into ALS and read by the sequential model), popularity counters move."""
-        position = self.catalog.position(item_id)
-        weight = EVENT_WEIGHTS.get(event_type)
+    def count_event(self, item_id: str, event_type: str) -> None:
+        """An event the build did not see moves the popularity and trending counters (the server replays each
+        one into every model version it loads)."""
+        position, weight = self.catalog.position(item_id), EVENT_WEIGHTS.get(event_type)
         if position is None or weight is None:
-            return False
-        self._erased.discard(user_id)
-        self._live.setdefault(user_id, []).append((position, weight))
+            return
         for source in self.sources.values():
             if isinstance(source, Popularity):
                 source.scores_[position] += weight
-        return True
 
-    def forget(self, user_id: str) -> None:
-        """Erasure: the user's stored and live history no longer shape what is served (models that learned
-        from them are rebuilt by the next `build`)."""
-        self._live.pop(user_id, None)
-        self._erased.add(user_id)
-
-    def history_of(self, user_id: str) -> History:
-        """The stored history (in time order) followed by events since the build, each item once."""
-        user = None if user_id in self._erased else self.interactions.user_index(user_id)
-        live = self._live.get(user_id, [])
-        if user is None and not live:
-            return History.empty()
+    def history_of(self, user_id: str, live: LiveHistory | None = None) -> History:
+        """The stored history (in time order; none when the user was erased since the build) followed by the
+        `live` events the build did not see, each item once."""
+        live = live or LiveHistory()
+        user = None if live.erased else self.interactions.user_index(user_id)
+        recent = [
+            (position, weight)
+            for position, weight in ((self.catalog.position(i), EVENT_WEIGHTS.get(t)) for i, t in live.events)
+            if position is not None and weight is not None
+        ]
         stored = History.of_user(self.interactions, user) if user is not None else History.empty()
-        if not live:
+        if not recent:
             return stored
         order = self.interactions.sequences[user].tolist() if user is not None else []
         weight = dict(zip(stored.items.tolist(), stored.weights.tolist(), strict=True))
         recency = dict(zip(stored.items.tolist(), stored.recency.tolist(), strict=True))
-        for position, w in live:
+        for position, w in recent:
             order.append(position)
             weight[position] = weight.get(position, 0.0) + w
             recency[position] = 1.0
@@ -383,11 +386,17 @@ class RecommendService:
         )
 
     def recommend_user(
-        self, user_id: str, k: int = 10, *, exclude_purchased: bool | None = None, category: str | None = None
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        exclude_purchased: bool | None = None,
+        category: str | None = None,
+        live: LiveHistory | None = None,
     ) -> list[ResultItem]:
         """Known users get their history fused over every source; unknown users get trending/popular items
-        (within `category` if given). Events recorded since the build count at once."""
-        history = self.history_of(user_id)
+        (within `category` if given). `live`: what the user did since the build, counted at once."""
+        history = self.history_of(user_id, live)
         fused = self.rank(history, k, self._exclude("user", history, exclude_purchased), category=category)
         return self._results(fused, "user")
 
@@ -437,4 +446,4 @@ def _sigmoid(margin: float) -> float:
 def _at_least_as_good(ranker: LearnedRanker, fusion: FusionChoice) -> bool:
     """The ranker's nDCG on its early-stopping people against the fusion weights' on theirs (both held out
     from the training events the same way)."""
-    return ranker.report_ is None or fusion.validation_ndcg is None or ranker.report_.ndcg >= fusion.validation_ndcg
+    return fusion.validation_ndcg is None or ranker.report.ndcg >= fusion.validation_ndcg

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from shopfusion.metrics import ndcg_rows
 from shopfusion.rank.fusion import FusionMethod, shares
 from shopfusion.recommend.interactions import Interactions
 from shopfusion.recommend.registry import fit_sources, sequential_epochs
@@ -123,20 +124,6 @@ def _validation_step(
         sizes=np.array([len(held[u]) for u in users]),
         leave_one_out=leave_one_out,
     )
-
-
-def ndcg_rows(ranked: np.ndarray, targets: sp.csr_matrix, sizes: np.ndarray, k: int) -> np.ndarray:
-    """Binary-gain nDCG@k per row of `ranked` (rows × k positions, -1 padding); the ideal comes from
-    min(sizes, k) hits, `sizes` counting every target item, also those outside the catalogue."""
-    discount = 1.0 / np.log2(np.arange(k) + 2)
-    rows = np.repeat(np.arange(ranked.shape[0]), ranked.shape[1])
-    cols = ranked.ravel()
-    hits = np.zeros(len(cols), dtype=np.float64)
-    valid = cols >= 0
-    hits[valid] = np.asarray(targets[rows[valid], cols[valid]]).ravel()
-    dcg = (hits.reshape(ranked.shape) * discount[: ranked.shape[1]]).sum(axis=1)
-    ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(sizes, k)]
-    return np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0)
 
 
 def _top_rows(scores: sp.csr_matrix, k: int) -> np.ndarray:

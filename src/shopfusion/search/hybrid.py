@@ -12,6 +12,7 @@ from shopfusion.encoders.base import TextEncoder
 from shopfusion.index.lexical import LexicalIndex
 from shopfusion.index.vector import VectorIndex
 from shopfusion.rank.candidates import Candidates
+from shopfusion.rank.fusion import reciprocal_rank
 from shopfusion.settings import SearchSettings
 
 
@@ -33,7 +34,7 @@ def fuse(
 ) -> dict[int, float]:
     """Fused score of every candidate of either list.
 
-    rrf: Σ weight / (rrf_k + rank); blend: Σ weight × min-max-normalised score (absent from a list = 0).
+    rrf: Σ weight × (rrf_k + 1) / (rrf_k + rank); blend: Σ weight × min-max-normalised score (absent from a list = 0).
     """
     weighted = ((lexical, settings.lexical_weight), (semantic, settings.semantic_weight))
     fused: dict[int, float] = {}
@@ -47,35 +48,51 @@ def fuse(
 def fusion_values(cands: Candidates, weight: float, settings: SearchSettings, method: str | None = None) -> np.ndarray:
     """One list's share of the fused score of each of its candidates."""
     if (method or settings.fusion) == "rrf":
-        return weight / (settings.rrf_k + np.arange(1, len(cands.positions) + 1))
+        return weight * reciprocal_rank(len(cands.positions), settings.rrf_k).astype(np.float64)
     return weight * cands.normalised()
+
+
+class QueryVectors:
+    """Encoded queries, the most recent `size` kept in memory: repeated queries are most traffic, and encoding
+    is most of a search's time. Shared by the searchers over one encoder, safe across the API's threads."""
+
+    def __init__(self, encoder: TextEncoder, size: int) -> None:
+        self.encoder, self.size = encoder, size
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, query: str) -> np.ndarray:
+        with self._lock:
+            vector = self._recent.get(query)
+            if vector is not None:
+                self._recent.move_to_end(query)
+                return vector
+        vector = self.encoder.encode([query])[0]
+        with self._lock:
+            self._recent[query] = vector
+            while len(self._recent) > self.size:
+                self._recent.popitem(last=False)
+        return vector
 
 
 class HybridSearcher:
     def __init__(
-        self, lexical: LexicalIndex, vectors: VectorIndex, encoder: TextEncoder, settings: SearchSettings
+        self,
+        lexical: LexicalIndex,
+        vectors: VectorIndex,
+        encoder: TextEncoder,
+        settings: SearchSettings,
+        query_vectors: QueryVectors | None = None,
     ) -> None:
+        """`query_vectors`: the recent query vectors of another searcher over the same encoder, to share."""
         self.lexical = lexical
         self.vectors = vectors
         self.encoder = encoder
         self.settings = settings
-        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()  # the API serves searches from several threads
+        self.query_vectors = query_vectors or QueryVectors(encoder, settings.query_vector_cache)
 
     def query_vector(self, query: str) -> np.ndarray:
-        """The encoded query; recent ones come from memory (repeated queries are most traffic, and encoding is
-        most of a search's time)."""
-        with self._lock:
-            vector = self._query_vectors.get(query)
-            if vector is not None:
-                self._query_vectors.move_to_end(query)
-                return vector
-        vector = self.encoder.encode([query])[0]
-        with self._lock:
-            self._query_vectors[query] = vector
-            while len(self._query_vectors) > self.settings.query_vector_cache:
-                self._query_vectors.popitem(last=False)
-        return vector
+        return self.query_vectors(query)
 
     def lexical_candidates(
         self, query: str, mask: np.ndarray | None = None, scores: np.ndarray | None = None
@@ -86,9 +103,11 @@ class HybridSearcher:
 
     def with_indexes(self, lexical: LexicalIndex, vectors: VectorIndex) -> HybridSearcher:
         """The same searcher over other indexes (the built ones plus item writes), sharing the query vectors."""
-        other = HybridSearcher(lexical, vectors, self.encoder, self.settings)
-        other._query_vectors, other._lock = self._query_vectors, self._lock
-        return other
+        return HybridSearcher(lexical, vectors, self.encoder, self.settings, self.query_vectors)
+
+    def with_settings(self, settings: SearchSettings) -> HybridSearcher:
+        """The same indexes and query vectors with other settings (e.g. fusion weights learned in evaluation)."""
+        return HybridSearcher(self.lexical, self.vectors, self.encoder, settings, self.query_vectors)
 
     def semantic_candidates(self, query: str, mask: np.ndarray | None = None) -> Candidates:
         return self.nearest(self.query_vector(query), mask)

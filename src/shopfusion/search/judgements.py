@@ -16,14 +16,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from shopfusion.catalog.benchmarks import Qrels
 from shopfusion.catalog.schema import EventType
-
-if TYPE_CHECKING:
-    from shopfusion.evaluate.search_eval import Qrels
 
 GRADES: dict[str, float] = {EventType.CLICK.value: 1.0, EventType.ADD_TO_CART.value: 2.0, EventType.PURCHASE.value: 3.0}
 PICKS = (EventType.ADD_TO_CART.value, EventType.PURCHASE.value)  # what counts as choosing an item for co-interaction
@@ -65,7 +62,7 @@ def _clean(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.reindex(columns=list(_COLUMNS)).copy()
     for column in ("type", "user_id", "session_id", "item_id", "order_id"):
         text = out[column].astype("string").str.strip()
-        out[column] = text.where(text != "", pd.NA)
+        out[column] = text.where(text != "", None)
     out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True, errors="coerce")
     return out
 
@@ -129,7 +126,7 @@ def judgements_from_events(
     report.below_click_sessions = int(weak.sum())
     queries: dict[str, str] = {}
     qrels: Qrels = {}
-    for (text, item_id), grade in pairs.loc[~weak, "grade"].items():
+    for text, item_id, grade in pairs.loc[~weak, "grade"].reset_index().itertuples(index=False):
         qid = EVENT_QUERY_PREFIX + str(text)
         queries[qid] = str(text)
         qrels.setdefault(qid, {})[str(item_id)] = float(grade)

@@ -1,4 +1,4 @@
-"""Server-rendered storefront and admin dashboard, served by the API process itself."""
+"""Server-rendered storefront and admin dashboard, served by the API process itself (one router)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,16 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from shopfusion.build.artifacts import read_manifest
 from shopfusion.catalog.schema import Event, EventType
-from shopfusion.catalog.store import open_store
-from shopfusion.pipeline import read_manifest
-from shopfusion.results import ResultItem
 from shopfusion.search.service import SearchError
-from shopfusion.serve.auth import KeyStore, Scope
-from shopfusion.serve.models import LiveEngine, parse_filters
-from shopfusion.serve.telemetry import Telemetry
-from shopfusion.workspace import Workspace
+from shopfusion.serve.auth import Scope
+from shopfusion.serve.deps import ServeState, State
+from shopfusion.serve.schemas import parse_filters
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SESSION_COOKIE = "sf_session"
@@ -146,115 +143,106 @@ def _metric(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def mount_web(app: FastAPI, live: LiveEngine, ws: Workspace, keys: KeyStore, telemetry: Telemetry) -> None:
-    storefront_facets = ws.settings.serve.storefront_facets
-
-    def session_of(request: Request) -> str:
-        return request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(12)
-
-    def for_you(session_id: str) -> tuple[list[str], list[ResultItem]]:
-        served = live.served
-        viewed = live.sessions.items(session_id)
-        if viewed:
-            return viewed, served.recommend_session(viewed, 6)
-        return viewed, served.recommend_user(f"anonymous:{session_id}", 6)
-
-    def page(request: Request, template: str, session_id: str, status_code: int = 200, **context: object) -> Response:
-        viewed, recommended = for_you(session_id)
-        context = {"viewed": viewed, "for_you": recommended, **context}
-        response = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
-        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax")
-        return response
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def shop(
-        request: Request, q: str = "", filters: Annotated[list[str] | None, Query(alias="filter")] = None
-    ) -> Response:
-        """Popular items, or one page of search results with facets to filter by, personalised by the items
-        this session looked at."""
-        query = q.strip()[:200]
-        session_id = session_of(request)
-        served = live.served
-        if not query:
-            return page(request, "shop.html", session_id, q="", results=served.recommend_user("", PAGE_RESULTS))
-        applied = list(dict.fromkeys(filters or []))[:MAX_FILTERS]
-        chips = applied_filters(query, applied)
-        try:
-            response = served.search(
-                query,
-                PAGE_RESULTS,
-                filters=parse_filters(applied),
-                facets=storefront_facets,
-                session=live.sessions.items(session_id),
-            )
-        except SearchError as exc:
-            return page(request, "shop.html", session_id, 422, q=query, results=[], applied=chips, error=str(exc))
-        return page(
-            request,
-            "shop.html",
-            session_id,
-            q=query,
-            results=response,
-            total=response.total,
-            applied=chips,
-            clear=_shop_href(query, []) if len(applied) > 1 else None,
-            facets=facet_links(query, applied, response.facets, response.total),
-            understood=response.understood,
-        )
-
-    @app.get("/product/{item_id}", response_class=HTMLResponse, include_in_schema=False)
-    def product(request: Request, item_id: str) -> Response:
-        served = live.served
-        position = served.position(item_id)
-        if position is None:
-            return HTMLResponse("<h1>Not found</h1>", status_code=404)
-        session_id = session_of(request)
-        live.sessions.add(session_id, item_id)
-        _record_view(ws, session_id, item_id)
-        item = served.catalog.result(position, 0.0, "")
-        return page(request, "product.html", session_id, item=item, similar=served.similar_items(item_id, 8))
-
-    @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
-    def admin(request: Request) -> Response:
-        key = keys.verify(request.cookies.get(ADMIN_COOKIE, ""))
-        if key is None or not key.allows(Scope.ADMIN):
-            return TEMPLATES.TemplateResponse(request, "login.html", {"error": None})
-        store = open_store(ws.store_url())
-        try:
-            counts = store.counts()
-        finally:
-            store.close()
-        current = ws.current_version
-        versions = [ModelVersion(v, v == current, read_manifest(ws.models_dir / v)) for v in ws.model_versions()]
-        context = {
-            "counts": counts,
-            "manifest": live.engine.manifest,
-            "versions": versions[::-1],  # newest first
-            "reports": [EvaluationReport.load(ws.root, path) for path in ws.settings.serve.evaluation_reports],
-            "config": ws.config_path.name,
-            "live": telemetry.summary(),
-            "keys": keys.list(),
-        }
-        return TEMPLATES.TemplateResponse(request, "admin.html", context)
-
-    @app.post("/admin/login", include_in_schema=False)
-    async def login(request: Request) -> Response:
-        form = parse_qs((await request.body()).decode())
-        plaintext = form.get("key", [""])[0]
-        key = keys.verify(plaintext)
-        if key is None or not key.allows(Scope.ADMIN):
-            error = {"error": "That is not an admin key."}
-            return TEMPLATES.TemplateResponse(request, "login.html", error, status_code=401)
-        response = RedirectResponse("/admin", status_code=303)
-        response.set_cookie(ADMIN_COOKIE, plaintext, httponly=True, samesite="strict")
-        return response
+router = APIRouter(include_in_schema=False)
 
 
-def _record_view(ws: Workspace, session_id: str, item_id: str) -> None:
-    event = Event(type=EventType.VIEW, timestamp=datetime.now(UTC), session_id=session_id, item_id=item_id)
-    store = open_store(ws.store_url())
+def _session_of(request: Request) -> str:
+    return request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(12)
+
+
+def _page(
+    state: ServeState, request: Request, template: str, session_id: str, status_code: int = 200, **context: object
+) -> Response:
+    """A storefront page with the 'for you' panel: recommendations from the items this session viewed."""
+    served, viewed = state.runtime.served, state.runtime.sessions.items(session_id)
+    recommended = served.recommend_session(viewed, 6) if viewed else served.recommend_user(f"anonymous:{session_id}", 6)
+    context = {"viewed": viewed, "for_you": recommended, **context}
+    response = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+    response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def shop(
+    state: State, request: Request, q: str = "", filters: Annotated[list[str] | None, Query(alias="filter")] = None
+) -> Response:
+    """Popular items, or one page of search results with facets to filter by, personalised by the items
+    this session looked at."""
+    query = q.strip()[:200]
+    session_id = _session_of(request)
+    served = state.runtime.served
+    if not query:
+        return _page(state, request, "shop.html", session_id, q="", results=served.recommend_user("", PAGE_RESULTS))
+    applied = list(dict.fromkeys(filters or []))[:MAX_FILTERS]
+    chips = applied_filters(query, applied)
     try:
-        with store.transaction() as tx:
-            tx.upsert("events", [(secrets.token_hex(16), event)])
-    finally:
-        store.close()
+        response = served.search(
+            query,
+            PAGE_RESULTS,
+            filters=parse_filters(applied),
+            facets=state.settings.storefront_facets,
+            session=state.runtime.sessions.items(session_id),
+        )
+    except SearchError as exc:
+        return _page(state, request, "shop.html", session_id, 422, q=query, results=[], applied=chips, error=str(exc))
+    return _page(
+        state,
+        request,
+        "shop.html",
+        session_id,
+        q=query,
+        results=response,
+        total=response.total,
+        applied=chips,
+        clear=_shop_href(query, []) if len(applied) > 1 else None,
+        facets=facet_links(query, applied, response.facets, response.total),
+        understood=response.understood,
+    )
+
+
+@router.get("/product/{item_id}", response_class=HTMLResponse)
+def product(state: State, request: Request, item_id: str) -> Response:
+    served = state.runtime.served
+    position = served.position(item_id)
+    if position is None:
+        return HTMLResponse("<h1>Not found</h1>", status_code=404)
+    session_id = _session_of(request)
+    view = Event(type=EventType.VIEW, timestamp=datetime.now(UTC), session_id=session_id, item_id=item_id)
+    state.runtime.post_events([view])
+    item = served.catalog.result(position, 0.0, "")
+    return _page(state, request, "product.html", session_id, item=item, similar=served.similar_items(item_id, 8))
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin(state: State, request: Request) -> Response:
+    key = state.keys.verify(request.cookies.get(ADMIN_COOKIE, ""))
+    if key is None or not key.allows(Scope.ADMIN):
+        return TEMPLATES.TemplateResponse(request, "login.html", {"error": None})
+    ws = state.ws
+    current = ws.current_version
+    versions = [ModelVersion(v, v == current, read_manifest(ws.models_dir / v)) for v in ws.model_versions()]
+    context = {
+        "counts": state.runtime.store.counts(),
+        "manifest": state.runtime.engine.manifest,
+        "versions": versions[::-1],  # newest first
+        "reports": [
+            EvaluationReport.load(ws.root, path) for path in ws.settings.serve.evaluation_reports
+        ],  # read afresh: config edits show at once
+        "config": ws.config_path.name,
+        "live": state.telemetry.summary(),
+        "keys": state.keys.list(),
+    }
+    return TEMPLATES.TemplateResponse(request, "admin.html", context)
+
+
+@router.post("/admin/login")
+async def login(state: State, request: Request) -> Response:
+    form = parse_qs((await request.body()).decode())
+    plaintext = form.get("key", [""])[0]
+    key = state.keys.verify(plaintext)
+    if key is None or not key.allows(Scope.ADMIN):
+        error = {"error": "That is not an admin key."}
+        return TEMPLATES.TemplateResponse(request, "login.html", error, status_code=401)
+    response = RedirectResponse("/admin", status_code=303)
+    response.set_cookie(ADMIN_COOKIE, plaintext, httponly=True, samesite="strict")
+    return response
